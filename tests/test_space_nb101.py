@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import operator
 import pickle
 from pathlib import Path
 
@@ -193,19 +194,31 @@ def test_vertex_channels_split_and_propagate():
 
 
 def test_paper_forward_shape_and_fx_trace():
-    model = SPACE.build(CHAIN, "paper").eval()
+    # vertices 2, 3, 4 feed the output, vertex 1 feeds 3 and 4 (so takes vertex 3's channels and is
+    # truncated on its edge to 4); the input feeds 1, 2, 4 and the output through projections
+    matrix = np.zeros((6, 6), int)
+    matrix[0, [1, 2, 4, 5]] = 1
+    matrix[1, [3, 4]] = 1
+    matrix[[2, 3, 4], 5] = 1
+    spec = _spec(matrix.tolist(), ["input", "conv3x3-bn-relu", "maxpool3x3", "conv1x1-bn-relu",
+                                   "conv3x3-bn-relu", "output"])
+    model = SPACE.build(spec, "paper").eval()
     x = torch.randn(2, 3, 32, 32)
     out = model(x)
     assert out.shape == (2, 10)
     traced = torch.fx.symbolic_trace(model)
     assert torch.allclose(traced(x), out)
-    names = {n.target for n in traced.graph.nodes if n.op == "call_function"}
-    assert torch.cat not in names  # only one vertex feeds the output: no concatenation
+    calls = [n.target for n in traced.graph.nodes if n.op == "call_function"]
+    assert calls.count(torch.cat) == 9                     # one concat per cell
+    # truncation 43→42 at 128 channels and 171→170 at 512; at 256 vertices 3 and 4 both get 85
+    assert calls.count(operator.getitem) == 6
+    assert calls.count(operator.add) == 9 * 2              # vertex 4 sums two inputs; output adds input
+    assert sum not in calls
 
 
 def test_zoo_forward_and_trace_on_sampled_cells():
     x = torch.randn(2, *SPACE.profile("zoo").input_shape)
-    for spec in SPACE.sample_many(5, seed=7):
+    for spec in SPACE.sample_many(3, seed=7):
         model = SPACE.build(spec, "zoo").eval()
         out = model(x)
         assert out.shape == (2, 10)
