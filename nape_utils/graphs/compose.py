@@ -126,6 +126,10 @@ class GraphComposer:
         self._append(template.ops, template.features, edges)
         return start + template.exit
 
+    def op(self, op: str, sources: Sequence[int], shape_out: tuple[int, int, int]) -> int:
+        """A parameter-free node (e.g. ``slice``) reading ``sources``, with output shape (c, h, w)."""
+        return self._single(op, sources, self.shape(sources[0]), shape_out)
+
     def add(self, *sources: int) -> int:
         """An elementwise sum of same-shaped tensors (as ``a + b``)."""
         return self._single("add", sources, self.shape(sources[0]), self.shape(sources[0]))

@@ -1,0 +1,159 @@
+"""The ``nape`` command: a thin skin over nape_utils (see DESIGN.md for the contract).
+
+Errors go to standard error with exit status 2 (bad input) or 1 (anything else)."""
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+from pathlib import Path
+
+
+def _read_archs(path: str) -> list[str]:
+    """Specs from a file (one per line, or a CSV with a ``spec`` column); ``-`` reads standard input."""
+    if path == "-":
+        lines = sys.stdin.read().splitlines()
+    else:
+        file = Path(path)
+        if not file.is_file():
+            raise ValueError(f"--archs {path}: no such file (give one spec per line, or - for standard input)")
+        if file.suffix == ".csv":
+            with file.open(newline="") as handle:
+                reader = csv.DictReader(handle)
+                if "spec" not in (reader.fieldnames or []):
+                    raise ValueError(f"--archs {path}: a CSV needs a 'spec' column, found {reader.fieldnames}")
+                return [row["spec"] for row in reader]
+        lines = file.read_text().splitlines()
+    specs = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+    if not specs:
+        raise ValueError(f"--archs {path}: no specs found (one spec per line)")
+    return specs
+
+
+def _out(path: str | None):
+    return open(path, "w", newline="") if path and path != "-" else sys.stdout
+
+
+def cmd_spaces(args) -> None:
+    from .spaces import space_names
+
+    print("\n".join(space_names()))
+
+
+def cmd_sample(args) -> None:
+    from .spaces import get_space
+
+    if args.n < 0:
+        raise ValueError("-n must be zero or more")
+    print("\n".join(get_space(args.space).sample_many(args.n, seed=args.seed)))
+
+
+def cmd_describe(args) -> None:
+    from .graphs import graph_of
+    from .spaces import get_space
+
+    space = get_space(args.space)
+    space.profile(args.profile)
+    specs = _read_archs(args.archs)
+    with _out(args.out) as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["spec", "params", "flops", "nodes", "edges"])
+        for i, spec in enumerate(specs, 1):
+            try:
+                graph = graph_of(space, spec, args.profile)
+            except ValueError as err:
+                raise ValueError(f"--archs line {i}: {err}") from None
+            writer.writerow([graph.meta["spec"], graph.params, graph.flops, graph.n_nodes, graph.n_edges])
+
+
+def cmd_graph(args) -> None:
+    from .graphs import graph_of
+
+    graph = graph_of(args.space, args.spec, args.profile)
+    path = graph.save(args.out)
+    print(f"{path}: {graph}", file=sys.stderr)
+
+
+def cmd_run(args) -> None:
+    import yaml
+
+    from .experiments.runner import parse_value, run_notebook
+
+    params: dict = {}
+    if args.file:
+        loaded = yaml.safe_load(Path(args.file).read_text()) or {}
+        if not isinstance(loaded, dict):
+            raise ValueError(f"-f {args.file}: expected a YAML mapping of parameter names to values")
+        params.update(loaded)
+    params.update({name: parse_value(value) for name, value in args.parameter or []})
+    run_dir = run_notebook(args.notebook, params, results_root=args.results)
+    print(run_dir)
+
+
+def cmd_bench(args) -> None:
+    import json
+
+    from .experiments.bench import bench_graphs
+
+    if args.what == "graphs":
+        report = bench_graphs(args.spaces.split(","), n_fast=args.n, out=args.out or "results/bench/graphs.json")
+        for row in report["results"]:
+            print(json.dumps(row))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="nape", description="Generalized neural architecture performance estimation.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("spaces", help="list the architecture families").set_defaults(func=cmd_spaces)
+
+    p = sub.add_parser("sample", help="sample canonical specs, one a line")
+    p.add_argument("space")
+    p.add_argument("-n", type=int, default=10)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser("describe", help="CSV of params, FLOPs, nodes and edges of each spec")
+    p.add_argument("space")
+    p.add_argument("--archs", required=True, help="file with one spec per line, or - for standard input")
+    p.add_argument("--profile", default="paper", help="paper (the benchmark's network) or zoo (small)")
+    p.add_argument("--out", help="CSV file (default: standard output)")
+    p.set_defaults(func=cmd_describe)
+
+    p = sub.add_parser("graph", help="write the computation graph of one spec")
+    p.add_argument("space")
+    p.add_argument("spec")
+    p.add_argument("--out", required=True, help="FILE.json, FILE.dot or FILE.png")
+    p.add_argument("--profile", default="paper")
+    p.set_defaults(func=cmd_graph)
+
+    p = sub.add_parser("run", help="execute a notebook with papermill into results/<notebook>/<run_id>/")
+    p.add_argument("notebook")
+    p.add_argument("-p", "--parameter", nargs=2, action="append", metavar=("NAME", "VALUE"))
+    p.add_argument("-f", "--file", help="YAML file of parameters")
+    p.add_argument("--results", default="results", help="results root (default: results)")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("bench", help="speed benchmarks, written to results/bench/")
+    p.add_argument("what", choices=["graphs"])
+    p.add_argument("--spaces", default="nb101,nb201,nb301")
+    p.add_argument("-n", type=int, default=1000, help="architectures per space on the fast path")
+    p.add_argument("--out")
+    p.set_defaults(func=cmd_bench)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except (ValueError, FileNotFoundError, TypeError) as err:
+        print(f"nape {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        return 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
