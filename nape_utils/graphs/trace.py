@@ -190,7 +190,7 @@ def _input_shapes(input_shape) -> list[tuple[int, ...]]:
             shapes = [tuple(int(d) for d in input_shape)]
         else:
             shapes = [tuple(int(d) for d in s) for s in input_shape]
-    except TypeError:
+    except (TypeError, ValueError):
         raise ValueError(f"input_shape must be a shape like (1, 3, 32, 32) or a list of shapes, "
                          f"got {input_shape!r}") from None
     for s in shapes:
