@@ -4,6 +4,7 @@ Errors go to standard error with exit status 2 (bad input) or 1 (anything else).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import sys
 from pathlib import Path
@@ -31,7 +32,8 @@ def _read_archs(path: str) -> list[str]:
 
 
 def _out(path: str | None):
-    return open(path, "w", newline="") if path and path != "-" else sys.stdout
+    """A file to write, or standard output (left open) when no path or ``-`` is given."""
+    return open(path, "w", newline="") if path and path != "-" else contextlib.nullcontext(sys.stdout)
 
 
 def cmd_spaces(args) -> None:

@@ -1,0 +1,90 @@
+"""The `nape` command: the DESIGN.md contract and its error messages."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import nbformat
+import pytest
+import yaml
+
+from nape_utils.cli import main
+
+
+def run(capsys, *argv, stdin: str | None = None, monkeypatch=None):
+    if stdin is not None:
+        monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_spaces_and_sample(capsys):
+    code, out, _ = run(capsys, "spaces")
+    assert code == 0 and {"nb101", "nb201", "nb301"} <= set(out.split())
+    code, out, _ = run(capsys, "sample", "nb201", "-n", "5", "--seed", "7")
+    first = out.splitlines()
+    assert code == 0 and len(first) == 5
+    assert run(capsys, "sample", "nb201", "-n", "5", "--seed", "7")[1].splitlines() == first
+
+
+def test_describe_reads_stdin_and_writes_csv(capsys, monkeypatch):
+    specs = "\n".join(["(4, 0, 3, 1, 4, 3)", "# a comment", "",
+                       "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|"])
+    code, out, _ = run(capsys, "describe", "nb201", "--archs", "-", stdin=specs, monkeypatch=monkeypatch)
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert code == 0 and [r["spec"][:14] for r in rows] == ["|avg_pool_3x3~", "|nor_conv_3x3~"]
+    assert int(rows[1]["params"]) == 1_531_546
+    assert list(rows[0]) == ["spec", "params", "flops", "nodes", "edges"]
+
+
+def test_describe_reports_the_bad_line(capsys, monkeypatch):
+    code, _, err = run(capsys, "describe", "nb201", "--archs", "-", stdin="(4, 0, 3, 1, 4, 3)\n|bad|\n",
+                       monkeypatch=monkeypatch)
+    assert code == 2 and "line 2" in err and "malformed NB-201 arch string" in err
+    code, _, err = run(capsys, "describe", "nb201", "--archs", "missing.txt")
+    assert code == 2 and "no such file" in err
+
+
+def test_graph_writes_json_dot_png(capsys, tmp_path):
+    spec = "(4, 0, 3, 1, 4, 3)"
+    for suffix in ("json", "dot", "png"):
+        code, _, err = run(capsys, "graph", "nb201", spec, "--out", str(tmp_path / f"g.{suffix}"), "--profile", "zoo")
+        assert code == 0 and (tmp_path / f"g.{suffix}").stat().st_size > 0, err
+    assert json.loads((tmp_path / "g.json").read_text())["meta"]["profile"] == "zoo"
+    code, _, err = run(capsys, "graph", "nb999", spec, "--out", str(tmp_path / "g.json"))
+    assert code == 2 and "known spaces" in err
+
+
+@pytest.fixture
+def tiny_notebook(tmp_path):
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell('n: int = 3  # how many\nscale: float = 0.5  # a factor\nresults_dir: str = "."')
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell(
+        "from pathlib import Path\nPath(results_dir, 'out.txt').write_text(str(n * scale))")]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    path = tmp_path / "07_tiny.ipynb"
+    nbformat.write(nb, path)
+    return path
+
+
+def test_run_refuses_unknown_and_mistyped_parameters(capsys, tiny_notebook, tmp_path):
+    code, _, err = run(capsys, "run", str(tiny_notebook), "-p", "nn", "4", "--results", str(tmp_path / "r"))
+    assert code == 2 and "has no parameter 'nn'" in err and "Did you mean 'n'?" in err and "scale: float" in err
+    code, _, err = run(capsys, "run", str(tiny_notebook), "-p", "n", "many", "--results", str(tmp_path / "r"))
+    assert code == 2 and "must be int" in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_run_executes_into_a_run_directory(capsys, tiny_notebook, tmp_path):
+    params = tmp_path / "p.yaml"
+    params.write_text("scale: 2\n")
+    code, out, err = run(capsys, "run", str(tiny_notebook), "-p", "n", "5", "-f", str(params),
+                         "--results", str(tmp_path / "r"))
+    assert code == 0, err
+    run_dir = tmp_path / "r" / "07_tiny" / out.strip().split("/")[-1]
+    assert yaml.safe_load((run_dir / "params.yaml").read_text())["n"] == 5
+    assert (run_dir / "out.txt").read_text() == "10"  # results_dir was pointed at the run directory
+    assert (run_dir / "07_tiny.ipynb").is_file()
