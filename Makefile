@@ -5,10 +5,9 @@ BIN    := $(VENV)/bin
 TORCH  := torch==2.13.0
 NB     ?=
 PARAMS ?=
-# tests run headless and quiet: no progress bars, one thread per process
-export TQDM_DISABLE MPLBACKEND
-test reproduce: TQDM_DISABLE = 1
-MPLBACKEND = Agg
+# tests and reproduction run quiet: no progress bars
+export TQDM_DISABLE
+test unit notebooks reproduce: TQDM_DISABLE = 1
 
 .PHONY: reproduce test unit notebooks run bench figures clean
 
@@ -31,7 +30,7 @@ unit: $(BIN)/.installed
 	$(BIN)/python -m pytest tests -q
 
 notebooks: $(BIN)/.installed
-	$(BIN)/python -m pytest -q --nbval-lax --sanitize-with tests/nbval_sanitize.cfg -p no:randomly notebooks
+	$(BIN)/python -m pytest -q --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:randomly notebooks
 
 ## run: make run NB=01_computation_graphs PARAMS="-p n_samples 20"
 run: $(BIN)/.installed

@@ -103,6 +103,25 @@ def cmd_bench(args) -> None:
             print(json.dumps(row))
 
 
+def cmd_data(args) -> None:
+    from .data import benchmarks, download
+
+    if args.action == "list":
+        print(f"{'name':<17} {'file':<24} {'size':>9}  status")
+        for row in benchmarks.data_status(args.dir):
+            size = "-" if row["size"] is None else f"{row['size'] / 1e6:.1f} MB"
+            print(f"{row['name']:<17} {row['file']:<24} {size:>9}  {row['status']}")
+        return
+    if not args.name:
+        raise ValueError(f"nape data fetch NAME: give one of {', '.join(download.REGISTRY)}")
+    try:
+        path = download.fetch(args.name, args.dir, log=lambda line: print(line, file=sys.stderr))
+    except download.DownloadError as err:
+        print(f"nape data: error: {err}", file=sys.stderr)
+        raise SystemExit(1) from None
+    print(path)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nape", description="Generalized neural architecture performance estimation.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -142,6 +161,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-n", type=int, default=1000, help="architectures per space on the fast path")
     p.add_argument("--out")
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("data", help="list the benchmark files, or fetch one (SHA-256 checked) into the cache")
+    p.add_argument("action", choices=["list", "fetch"])
+    p.add_argument("name", nargs="?", help="benchmark name, as `nape data list` prints it")
+    p.add_argument("--dir", help="folder of the files (default: $NAPE_CACHE, else ~/.cache/nape)")
+    p.set_defaults(func=cmd_data)
     return parser
 
 

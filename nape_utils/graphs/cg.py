@@ -211,7 +211,8 @@ class ComputationGraph:
         colors = [_color(op) for op in self.op_names]
         nx.draw_networkx(graph, pos, ax=ax, node_color=colors, node_size=120 if self.n_nodes > 60 else 300,
                          with_labels=bool(labels if labels is not None else self.n_nodes <= 60),
-                         labels={i: op for i, op in enumerate(self.op_names)}, font_size=6, arrowsize=6)
+                         labels={i: op for i, op in enumerate(self.op_names)}, font_size=6, arrowsize=6,
+                         connectionstyle="arc3,rad=0.25")  # curved, so skip edges do not hide behind chains
         ax.set_axis_off()
         return ax
 

@@ -10,6 +10,9 @@ _REGISTRY = {
     "nb101": "nb101:NB101Space",
     "nb201": "nb201:NB201Space",
     "nb301": "nb301:NB301Space",
+    "hiaml": "hiaml:HiAMLSpace",
+    "inception": "inception:InceptionSpace",
+    "two_path": "two_path:TwoPathSpace",
 }
 _CACHE: dict[str, Space] = {}
 

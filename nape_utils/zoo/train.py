@@ -1,0 +1,92 @@
+"""One trainer for every family: a zoo network on the offline task, on one CPU thread.
+
+Fixed budget: ``epochs`` passes over the training split, SGD with Nesterov momentum and a cosine
+learning-rate schedule, batch 128, no augmentation. Everything is seeded (weights, batch order), so
+the same (space, spec, seed, config) gives the same accuracy bit for bit on the same machine.
+"""
+from __future__ import annotations
+
+import math
+import platform
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from ..data.task import TaskConfig, make_task
+from ..graphs import graph_of
+from ..spaces import get_space
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 4
+    batch_size: int = 128
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    task: TaskConfig = field(default_factory=TaskConfig)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def versions() -> dict[str, str]:
+    import nape_utils
+
+    return {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
+            "nape": nape_utils.__version__}
+
+
+def _evaluate(net: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 500) -> float:
+    net.eval()
+    correct = 0
+    with torch.no_grad():
+        for i in range(0, len(x), batch):
+            correct += (net(x[i:i + batch]).argmax(1) == y[i:i + batch]).sum().item()
+    return correct / len(x)
+
+
+def train_one(space: str, spec: str, seed: int, config: TrainConfig = TrainConfig()) -> dict:
+    """Train ``spec`` at the zoo profile; returns the run's record (accuracies in %, loss curve,
+    params, FLOPs, seconds, seed, versions)."""
+    torch.set_num_threads(1)
+    sp = get_space(space)
+    spec = sp.canonical(spec)
+    data = make_task(config.task)
+    x_train, y_train = (torch.tensor(a) for a in data["train"])
+    torch.manual_seed(seed)
+    net = sp.build(spec, "zoo")
+    graph = graph_of(sp, spec, "zoo")
+    start = time.perf_counter()
+    steps_per_epoch = math.ceil(len(x_train) / config.batch_size)
+    total = config.epochs * steps_per_epoch
+    opt = torch.optim.SGD(net.parameters(), lr=config.lr, momentum=config.momentum, nesterov=True,
+                          weight_decay=config.weight_decay)
+    schedule = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 0.5 * (1 + math.cos(math.pi * step / total)))
+    order = torch.Generator().manual_seed(seed)
+    losses: list[float] = []
+    loss_fn = nn.CrossEntropyLoss()
+    for _ in range(config.epochs):
+        net.train()
+        perm = torch.randperm(len(x_train), generator=order)
+        running = 0.0
+        for b in range(steps_per_epoch):
+            idx = perm[b * config.batch_size:(b + 1) * config.batch_size]
+            loss = loss_fn(net(x_train[idx]), y_train[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            schedule.step()
+            running += loss.item() * len(idx)
+        losses.append(running / len(x_train))
+    val = _evaluate(net, *(torch.tensor(a) for a in data["val"]))
+    test = _evaluate(net, *(torch.tensor(a) for a in data["test"]))
+    return {
+        "space": sp.name, "spec": spec, "seed": int(seed),
+        "test_accuracy": 100 * test, "val_accuracy": 100 * val,
+        "train_loss": [round(v, 6) for v in losses], "params": graph.params, "flops": graph.flops,
+        "seconds": time.perf_counter() - start, "versions": versions(),
+    }
