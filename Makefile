@@ -30,7 +30,7 @@ unit: $(BIN)/.installed
 	$(BIN)/python -m pytest tests -q
 
 notebooks: $(BIN)/.installed
-	$(BIN)/python -m pytest -q --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:randomly notebooks
+	$(BIN)/python -m pytest -q --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg notebooks
 
 ## run: make run NB=01_computation_graphs PARAMS="-p n_samples 20"
 run: $(BIN)/.installed

@@ -122,6 +122,46 @@ def cmd_data(args) -> None:
     print(path)
 
 
+def _int_list(text: str, what: str) -> list[int]:
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ValueError(f"{what} takes comma-separated integers, got {text!r}") from None
+
+
+def cmd_zoo(args) -> None:
+    from . import zoo
+    from .spaces import space_names
+
+    if args.action == "build":
+        spaces = args.spaces.split(",") if args.spaces else space_names()
+        jobs = zoo.plan(spaces, args.archs, _int_list(args.seeds, "--seeds"), sample_seed=args.sample_seed)
+        config = zoo.TrainConfig(epochs=args.epochs)
+        ran = zoo.build_zoo(jobs, args.store, config, workers=args.workers, scheduler=args.scheduler)
+        print(f"{ran} runs trained, {len(jobs) - ran} already in {args.store}", file=sys.stderr)
+    elif args.action == "status":
+        if not Path(args.store).is_file():
+            raise FileNotFoundError(f"no zoo store at {args.store}; start one with `nape zoo build`")
+        with zoo.ZooStore(args.store) as store:
+            counts = store.counts()
+        if counts.empty:
+            print("no runs yet")
+        else:
+            table = counts.pivot_table(index=["space", "budget"], columns="seed", values="runs", aggfunc="sum",
+                                       fill_value=0)
+            print(table.astype(int).to_string())
+    else:
+        print(zoo.export(args.store, args.out))
+
+
+def cmd_sweep(args) -> None:
+    from .experiments.sweep import parse_grid, sweep
+
+    for run_dir in sweep(args.notebook, parse_grid(args.grid), results_root=args.results, workers=args.workers,
+                         scheduler=args.scheduler):
+        print(run_dir)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nape", description="Generalized neural architecture performance estimation.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -167,6 +207,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", nargs="?", help="benchmark name, as `nape data list` prints it")
     p.add_argument("--dir", help="folder of the files (default: $NAPE_CACHE, else ~/.cache/nape)")
     p.set_defaults(func=cmd_data)
+    p = sub.add_parser("zoo", help="train the labelled zoo (resumable), show its status, export it to NetCDF")
+    p.add_argument("action", choices=["build", "status", "export"])
+    p.add_argument("--store", default="results/zoo/zoo.sqlite")
+    p.add_argument("--spaces", help="comma-separated families (default: all)")
+    p.add_argument("--archs", type=int, default=200, help="architectures per family")
+    p.add_argument("--seeds", default="0,1", help="training seeds, comma-separated")
+    p.add_argument("--epochs", type=int, default=4, help="training budget")
+    p.add_argument("--sample-seed", type=int, default=0, help="seed that picks the architectures")
+    p.add_argument("--workers", type=int, default=1, help="local worker processes")
+    p.add_argument("--scheduler", help="dask scheduler address, e.g. tcp://10.0.0.5:8786")
+    p.add_argument("--out", default="results/zoo/zoo.nc", help="NetCDF file for export")
+    p.set_defaults(func=cmd_zoo)
+
+    p = sub.add_parser("sweep", help="run a notebook over a parameter grid, one results directory per point")
+    p.add_argument("notebook")
+    p.add_argument("--grid", nargs="+", required=True, metavar="NAME=v1,v2")
+    p.add_argument("--results", default="results")
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--scheduler", help="dask scheduler address")
+    p.set_defaults(func=cmd_sweep)
     return parser
 
 

@@ -290,16 +290,30 @@ def width_multiplier(lg: Logical, n_param_limit: float) -> int:
 # ---------------------------------------------------------------------------------------------------
 # network
 # ---------------------------------------------------------------------------------------------------
+class _Gate(nn.Module):
+    """``sigmoid(w)`` of one learnable scalar ``w`` (initially 1). An atomic ``sigmoid`` node for the
+    graph converter: a leaf for torch.fx, which also keeps tracing linear in the network size (fx looks
+    every directly read parameter up among all parameters of the root)."""
+
+    cg_op = "sigmoid"
+
+    def __init__(self):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(1))
+
+    def forward(self) -> torch.Tensor:
+        return torch.sigmoid(self.weight)
+
+
 class BoundedScalarMultiply(nn.Module):
     """vega's edge weight: ``sigmoid(w) · x`` with one learnable scalar ``w`` (initially 1)."""
 
     def __init__(self):
         super().__init__()
-        self.mean = nn.Parameter(torch.ones(1))
-        self.sigmoid = nn.Sigmoid()
+        self.gate = _Gate()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.sigmoid(self.mean) * x
+        return self.gate() * x
 
 
 def _merger(incoming: int, inplanes: int, multiplier: int) -> nn.Module:
@@ -308,23 +322,42 @@ def _merger(incoming: int, inplanes: int, multiplier: int) -> nn.Module:
     return nn.Conv2d(incoming * multiplier, inplanes * multiplier, kernel_size=1, padding=0, stride=1)
 
 
-def _resize(factor: int) -> nn.Module:
-    return nn.Identity() if factor == 1 else nn.AvgPool2d(factor, factor)
+def _resize(factor: int) -> nn.Module | None:
+    return None if factor == 1 else nn.AvgPool2d(factor, factor)
+
+
+def _chain(*modules: nn.Module | None) -> nn.Module | None:
+    present = [m for m in modules if m is not None]
+    if not present:
+        return None
+    return present[0] if len(present) == 1 else nn.Sequential(*present)
 
 
 class _Merge(nn.Module):
-    """A node's input: one input as is, several summed after their per-edge transforms."""
+    """A node's input: each input through its edge transform (``None``: as is), summed if several."""
 
-    def __init__(self, transforms: Sequence[nn.Module]):
+    def __init__(self, transforms: Sequence[nn.Module | None]):
         super().__init__()
-        self.edges = nn.ModuleList(transforms)
-        self.n = len(self.edges)
+        self.edges = nn.ModuleList([t for t in transforms if t is not None])
+        slots, k = [], 0
+        for t in transforms:
+            slots.append(-1 if t is None else k)
+            k += t is not None
+        self.slots: tuple[int, ...] = tuple(slots)  # input i → index into self.edges, -1 for none
+
+    def _edge(self, i: int, x: torch.Tensor) -> torch.Tensor:
+        return x if self.slots[i] < 0 else self.edges[self.slots[i]](x)
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
-        out = self.edges[0](inputs[0])
-        for i in range(1, self.n):
-            out = out + self.edges[i](inputs[i])
+        out = self._edge(0, inputs[0])
+        for i in range(1, len(self.slots)):
+            out = out + self._edge(i, inputs[i])
         return out
+
+
+def _gates(n_inputs: int) -> list[nn.Module | None]:
+    """Edge transforms of a merge inside a cell: one gate per input when there are several."""
+    return [BoundedScalarMultiply() for _ in range(n_inputs)] if n_inputs > 1 else [None]
 
 
 class OpNode(nn.Module):
@@ -332,7 +365,7 @@ class OpNode(nn.Module):
 
     def __init__(self, c_in: int, c_out: int, n_inputs: int):
         super().__init__()
-        self.merge = _Merge([BoundedScalarMultiply() for _ in range(n_inputs)] if n_inputs > 1 else [nn.Identity()])
+        self.merge = _Merge(_gates(n_inputs))
         self.relu = nn.ReLU(inplace=False)
         self.conv = nn.Conv2d(c_in, c_out, 3, 1, padding=1)
         self.bn = nn.BatchNorm2d(c_out)
@@ -377,16 +410,14 @@ def _cell(lg: Logical, cell: int, multiplier: int, resize: Sequence[int]) -> Gra
     c_in, c_out = lg.inplanes[cell] * multiplier, lg.outplanes[cell] * multiplier
     sources = top.inputs[cell]
     if len(sources) > 1:
-        transforms = [nn.Sequential(_resize(f), _merger(lg.outplanes[j], lg.inplanes[cell], multiplier))
+        transforms = [_chain(_resize(f), _merger(lg.outplanes[j], lg.inplanes[cell], multiplier))
                       for j, f in zip(sources, resize)]
     else:
         transforms = [_resize(resize[0])]
     children = []
     for m in range(mid.n):
         m_in = c_in if not mid.inputs[m] else c_out
-        n_in = len(mid.inputs[m])
-        merge = _Merge([BoundedScalarMultiply() for _ in range(n_in)] if n_in > 1 else [nn.Identity()])
-        children.append(_op_graph(lg, m_in, c_out, merge))
+        children.append(_op_graph(lg, m_in, c_out, _Merge(_gates(len(mid.inputs[m])))))
     return GraphBlock(_Merge(transforms), mid, children)
 
 
@@ -421,9 +452,9 @@ class NAGONetwork(nn.Module):
         mergers = []
         for j in self.outputs:
             out_c = lg.outplanes[j] * multiplier
-            proj = nn.Identity() if (out_c == final or len(self.outputs) == 1) else nn.Conv2d(out_c, final, 1)
-            mergers.append(nn.Sequential(_resize(size[j] // ref), proj))
-        self.out_mergers = nn.ModuleList(mergers)
+            proj = None if (out_c == final or len(self.outputs) == 1) else nn.Conv2d(out_c, final, 1)
+            mergers.append(_chain(_resize(size[j] // ref), proj))
+        self.out_merge = _Merge(mergers)
         self.conv_out = nn.Sequential(
             nn.ReLU(), nn.Conv2d(final, head_channels, kernel_size=1), nn.BatchNorm2d(head_channels), nn.ReLU(),
         )
@@ -442,9 +473,7 @@ class NAGONetwork(nn.Module):
         results: list[torch.Tensor] = []
         for cell, ins in zip(self.cells, self.cell_inputs):
             results.append(cell(x) if not ins else cell(*[results[j] for j in ins]))
-        out = self.out_mergers[0](results[self.outputs[0]])
-        for k in range(1, len(self.outputs)):
-            out = out + self.out_mergers[k](results[self.outputs[k]])
+        out = self.out_merge(*[results[j] for j in self.outputs])
         if len(self.outputs) > 1:
             out = out / len(self.outputs)
         out = self.avgpool(self.conv_out(out))

@@ -269,7 +269,7 @@ class NB101Space(Space):
         "paper": Profile("paper", (3, 32, 32), 10,
                          {"stem_channels": 128, "num_stacks": 3, "cells_per_stack": 3}),
         "zoo": Profile("zoo", ZOO_INPUT_SHAPE, ZOO_NUM_CLASSES,
-                       {"stem_channels": 16, "num_stacks": 3, "cells_per_stack": 1}),
+                       {"stem_channels": 8, "num_stacks": 3, "cells_per_stack": 1}),
     }
 
     def parse(self, text: str) -> tuple[np.ndarray, tuple[str, ...]]:

@@ -1,0 +1,40 @@
+"""`nape sweep`: one notebook over a parameter grid, one results directory per point."""
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Any
+
+from ..zoo.executors import execute
+from .runner import check_parameters, parse_value, run_notebook
+
+
+def parse_grid(items: list[str]) -> dict[str, list[Any]]:
+    """``["lr=0.1,0.01", "seed=0,1"]`` → ``{"lr": [0.1, 0.01], "seed": [0, 1]}``."""
+    grid: dict[str, list[Any]] = {}
+    for item in items:
+        name, sep, values = item.partition("=")
+        if not sep or not name or not values:
+            raise ValueError(f"--grid {item!r}: write NAME=v1,v2,…")
+        grid[name.strip()] = [parse_value(v) for v in values.split(",")]
+    return grid
+
+
+def grid_points(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
+    names = list(grid)
+    return [dict(zip(names, values)) for values in itertools.product(*grid.values())]
+
+
+def _run_point(params: dict[str, Any], notebook: str, results_root: str) -> str:
+    name = "-".join(f"{k}={v}" for k, v in params.items()).replace("/", "_")
+    return str(run_notebook(notebook, params, results_root=results_root, run_name=f"sweep-{name}"))
+
+
+def sweep(notebook: str | Path, grid: dict[str, list[Any]], *, results_root: str | Path = "results",
+          workers: int = 1, scheduler: str | None = None) -> list[str]:
+    """Run every grid point (all checked before any runs); returns the run directories."""
+    points = grid_points(grid)
+    for point in points:
+        check_parameters(notebook, point)
+    return sorted(execute(_run_point, points, workers=workers, scheduler=scheduler,
+                          notebook=str(Path(notebook).resolve()), results_root=str(Path(results_root).resolve())))

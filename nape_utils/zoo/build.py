@@ -1,0 +1,66 @@
+"""Building the zoo: which runs, run them (local processes or a dask cluster), store each as it ends."""
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import Iterable
+
+from tqdm.auto import tqdm
+
+from ..spaces import get_space
+from .executors import execute
+from .store import ZooStore
+from .train import TrainConfig, train_one
+
+DEFAULT_STORE = Path("results/zoo/zoo.sqlite")
+
+
+def plan(spaces: Iterable[str], n_archs: int, seeds: Iterable[int], sample_seed: int = 0) -> list[tuple[str, str, int]]:
+    """(space, spec, seed) jobs: ``n_archs`` distinct sampled specs per space, each at every seed,
+    interleaved across spaces so that a partly built zoo already covers every family."""
+    per_space = []
+    for name in spaces:
+        space = get_space(name)
+        specs: list[str] = []
+        rng_seed = sample_seed
+        while len(specs) < n_archs:  # small spaces repeat samples; keep drawing distinct ones
+            for spec in space.sample_many(n_archs, seed=rng_seed):
+                if spec not in specs and len(specs) < n_archs:
+                    specs.append(spec)
+            rng_seed += 1000
+            if rng_seed > sample_seed + 50_000:
+                raise ValueError(f"{name} has fewer than {n_archs} distinct architectures")
+        per_space.append([(space.name, spec, seed) for spec in specs for seed in seeds])
+    return [job for group in zip(*per_space) for job in group]
+
+
+def store_config(config: TrainConfig) -> dict:
+    """What a store must agree on: the task and trainer settings except the budget (epochs)."""
+    settings = asdict(config)
+    settings.pop("epochs")
+    return settings
+
+
+def _run(job: tuple[str, str, int], config: TrainConfig) -> dict:
+    space, spec, seed = job
+    return train_one(space, spec, seed, config)
+
+
+def build_zoo(jobs: list[tuple[str, str, int]], store: str | Path = DEFAULT_STORE, config: TrainConfig = TrainConfig(),
+              workers: int = 1, scheduler: str | None = None, progress: bool = True) -> int:
+    """Run every job not yet in the store; returns how many ran. Resumable: call again after any stop."""
+    for space, spec, _ in jobs:
+        get_space(space).parse(spec)  # refuse bad input before any work
+    with ZooStore(store, store_config(config)) as db:
+        for name in sorted({job[0] for job in jobs}):
+            profile = get_space(name).profile("zoo")
+            db.claim_profile(name, {"input_shape": list(profile.input_shape), "num_classes": profile.num_classes,
+                                    "options": profile.options})
+        done = db.done()
+        todo = [job for job in jobs if (job[0], get_space(job[0]).canonical(job[1]), job[2], config.epochs) not in done]
+        bar = tqdm(total=len(todo), desc="zoo", disable=not progress)
+        for record in execute(_run, todo, workers=workers, scheduler=scheduler, config=config):
+            db.add(record, config.epochs)
+            bar.update()
+        bar.close()
+    return len(todo)

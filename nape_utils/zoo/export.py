@@ -1,0 +1,92 @@
+"""The zoo as an xarray Dataset (NetCDF), with its label quality.
+
+Dims ``(arch, seed)``; coords ``space`` and ``spec`` on ``arch``; variables ``test_accuracy``,
+``val_accuracy`` and ``seconds`` per (arch, seed), ``params`` and ``flops`` per arch. Label quality
+per family goes into the attrs: the seed-to-seed Spearman on non-degenerate architectures and the
+reliability of the seed mean (Spearman–Brown), plus the accuracy spread.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+DEFAULT_NETCDF = Path("results/zoo/zoo.nc")
+#: seed-mean test accuracy (%) at or below which a network counts as degenerate (chance is 10 %)
+DEGENERATE_BELOW = 15.0
+
+
+def to_dataset(runs: pd.DataFrame, budget: int | None = None, config: dict | None = None):
+    """Architectures trained at every seed of the chosen budget (default: the largest) → Dataset."""
+    import xarray as xr
+
+    if runs.empty:
+        raise ValueError("the zoo store has no runs yet; build some with `nape zoo build`")
+    budget = int(runs["budget"].max()) if budget is None else budget
+    runs = runs[runs["budget"] == budget]
+    seeds = sorted(runs["seed"].unique())
+    complete = runs.groupby(["space", "spec"])["seed"].transform("nunique") == len(seeds)
+    runs = runs[complete].sort_values(["space", "spec", "seed"])
+    wide = runs.pivot(index=["space", "spec"], columns="seed")
+    arch = wide.index
+    per_arch = runs.groupby(["space", "spec"])[["params", "flops"]].first().loc[arch]
+    data = {name: (("arch", "seed"), wide[name].to_numpy(dtype=float))
+            for name in ("test_accuracy", "val_accuracy", "seconds")}
+    data.update(params=("arch", per_arch["params"].to_numpy()), flops=("arch", per_arch["flops"].to_numpy()))
+    ds = xr.Dataset(data, coords={"arch": np.arange(len(arch)), "seed": seeds,
+                                  "space": ("arch", arch.get_level_values(0).to_numpy(dtype=str)),
+                                  "spec": ("arch", arch.get_level_values(1).to_numpy(dtype=str))})
+    ds["test_accuracy"].attrs["units"] = "%"
+    ds.attrs.update(budget_epochs=budget, config=json.dumps(config or {}, sort_keys=True),
+                    label_quality=label_quality(ds).to_json(orient="index"))
+    return ds
+
+
+def spearman_brown(r: float, k: int) -> float:
+    """Reliability of the mean of k measurements whose pairwise correlation is r."""
+    return k * r / (1 + (k - 1) * r)
+
+
+def label_quality(ds) -> pd.DataFrame:
+    """Per family: architectures, non-degenerate ones, mean pairwise seed Spearman on those, the
+    Spearman–Brown reliability of the seed mean, and the spread of the seed-mean accuracy."""
+    from scipy.stats import spearmanr
+
+    rows = {}
+    for space in np.unique(ds["space"].values):
+        acc = ds["test_accuracy"].values[ds["space"].values == space]
+        mean = acc.mean(axis=1)
+        alive = acc[mean > DEGENERATE_BELOW]
+        k = acc.shape[1]
+        pairs = [spearmanr(alive[:, i], alive[:, j])[0] for i in range(k) for j in range(i + 1, k)] if len(alive) > 2 else []
+        r = float(np.mean(pairs)) if pairs else float("nan")
+        rows[str(space)] = {"archs": len(acc), "non_degenerate": len(alive), "seed_spearman": round(r, 4),
+                            "seed_mean_reliability": round(spearman_brown(r, k), 4) if pairs else float("nan"),
+                            "acc_mean": round(float(mean.mean()), 2), "acc_std": round(float(mean.std()), 2),
+                            "acc_min": round(float(mean.min()), 2), "acc_max": round(float(mean.max()), 2)}
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def export(store_path, out: str | Path = DEFAULT_NETCDF, budget: int | None = None) -> Path:
+    """Write the store's Dataset to NetCDF (scipy engine: no compiled NetCDF library needed)."""
+    from .store import ZooStore
+
+    with ZooStore(store_path) as store:
+        ds = to_dataset(store.runs(), budget, store.config)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    ds.to_netcdf(out, engine="scipy")
+    return out
+
+
+def load_zoo(path: str | Path = DEFAULT_NETCDF):
+    """The shipped zoo Dataset (see the module docstring)."""
+    import xarray as xr
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no zoo at {path}; build one with `nape zoo build` and `nape zoo export`")
+    with xr.open_dataset(path, engine="scipy") as ds:
+        return ds.load()

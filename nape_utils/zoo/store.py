@@ -1,0 +1,103 @@
+"""The zoo's result store: SQLite in WAL mode, one row per (space, spec, seed, budget).
+
+A run is written in one transaction when it finishes, so a build killed at any moment (even SIGKILL)
+loses at most the runs in flight and resumes from the rest. The store remembers the configuration
+(task and trainer) it was written under and refuses to mix in runs made under another one.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS config (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS profiles (space TEXT PRIMARY KEY, profile TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    space TEXT NOT NULL, spec TEXT NOT NULL, seed INTEGER NOT NULL, budget INTEGER NOT NULL,
+    test_accuracy REAL NOT NULL, val_accuracy REAL NOT NULL, train_loss TEXT NOT NULL,
+    params INTEGER NOT NULL, flops INTEGER NOT NULL, seconds REAL NOT NULL, versions TEXT NOT NULL,
+    finished_at TEXT NOT NULL DEFAULT (datetime('now')),
+    PRIMARY KEY (space, spec, seed, budget)
+);
+"""
+COLUMNS = ("space", "spec", "seed", "budget", "test_accuracy", "val_accuracy", "train_loss", "params", "flops",
+           "seconds", "versions")
+
+
+class ZooStore:
+    """Open (or create) a store at ``path`` for runs made under ``config`` (a JSON-able dict)."""
+
+    def __init__(self, path: str | Path, config: dict | None = None):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.db = sqlite3.connect(self.path, timeout=30)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.executescript(SCHEMA)
+            stored = self.db.execute("SELECT value FROM config WHERE key = 'zoo'").fetchone()
+        except sqlite3.DatabaseError as err:
+            raise ValueError(f"{self.path} is not a readable zoo store ({err}); move it aside and build again, "
+                             "or restore it from git") from err
+        self.config = json.loads(stored[0]) if stored else None
+        if config is not None:
+            self._claim(config)
+
+    def _claim(self, config: dict) -> None:
+        if self.config is None:
+            with self.db:
+                self.db.execute("INSERT INTO config VALUES ('zoo', ?)", (json.dumps(config, sort_keys=True),))
+            self.config = json.loads(json.dumps(config))
+        elif json.dumps(self.config, sort_keys=True) != json.dumps(config, sort_keys=True):
+            changed = sorted(k for k in set(self.config) | set(config) if self.config.get(k) != config.get(k))
+            raise ValueError(f"{self.path} was written under another zoo configuration (differs in: "
+                             f"{', '.join(changed)}); its runs cannot be mixed with these. Use another store "
+                             "path, or the stored configuration.")
+
+    def claim_profile(self, space: str, profile: dict) -> None:
+        """Record the zoo profile a family's networks are built at; refuse a changed one."""
+        text = json.dumps(profile, sort_keys=True)
+        stored = self.db.execute("SELECT profile FROM profiles WHERE space = ?", (space,)).fetchone()
+        if stored is None:
+            with self.db:
+                self.db.execute("INSERT INTO profiles VALUES (?, ?)", (space, text))
+        elif stored[0] != text:
+            raise ValueError(f"{self.path} holds {space} networks built at another zoo profile ({stored[0]}, now "
+                             f"{text}); their labels cannot be mixed. Use another store path.")
+
+    def done(self) -> set[tuple[str, str, int, int]]:
+        return set(self.db.execute("SELECT space, spec, seed, budget FROM runs"))
+
+    def add(self, record: dict, budget: int) -> None:
+        row = dict(record, budget=budget, train_loss=json.dumps(record["train_loss"]),
+                   versions=json.dumps(record["versions"], sort_keys=True))
+        with self.db:  # one transaction per run
+            self.db.execute(f"INSERT OR REPLACE INTO runs ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})",
+                            [row[c] for c in COLUMNS])
+
+    def runs(self):
+        """All runs as a pandas DataFrame (train_loss and versions decoded)."""
+        import pandas as pd
+
+        table = pd.read_sql_query(f"SELECT {', '.join(COLUMNS)}, finished_at FROM runs ORDER BY space, spec, seed",
+                                  self.db)
+        table["train_loss"] = table["train_loss"].map(json.loads)
+        table["versions"] = table["versions"].map(json.loads)
+        return table
+
+    def counts(self):
+        """Runs per (space, budget, seed)."""
+        import pandas as pd
+
+        return pd.read_sql_query("SELECT space, budget, seed, COUNT(*) AS runs FROM runs GROUP BY space, budget, seed",
+                                 self.db)
+
+    def close(self) -> None:
+        self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # fold the WAL in, so the file alone is the store
+        self.db.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

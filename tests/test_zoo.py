@@ -1,0 +1,116 @@
+"""The offline task, the trainer, the resumable store, the executors and the export."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+
+from nape_utils.data.task import TaskConfig, make_task
+from nape_utils.zoo import TrainConfig, ZooStore, build_zoo, label_quality, plan, to_dataset, train_one
+from nape_utils.zoo.export import spearman_brown
+
+TINY = TrainConfig(epochs=1, task=TaskConfig(n_train=200, n_val=40, n_test=60))
+RESULT_COLUMNS = ["space", "spec", "seed", "budget", "test_accuracy", "val_accuracy", "train_loss", "params", "flops"]
+
+
+def test_task_is_deterministic_standardised_and_hard_to_memorise():
+    a, b = make_task(TINY.task), make_task(TaskConfig(n_train=200, n_val=40, n_test=60))
+    for split in ("train", "val", "test"):
+        assert np.array_equal(a[split][0], b[split][0]) and np.array_equal(a[split][1], b[split][1])
+    x, y = a["train"]
+    assert x.shape == (200, 3, 16, 16) and x.dtype == np.float32 and set(y) == set(range(10))
+    assert abs(float(x.mean())) < 1e-3 and abs(float(x.std()) - 1) < 1e-2
+    other = make_task(TaskConfig(n_train=200, n_val=40, n_test=60, seed=1))
+    assert not np.array_equal(other["train"][0], x)
+    with pytest.raises(ValueError, match="size must be at least 12"):
+        TaskConfig(size=8)
+
+
+def test_training_is_seeded_and_records_everything():
+    spec = "|nor_conv_3x3~0|+|skip_connect~0|none~1|+|none~0|none~1|avg_pool_3x3~2|"
+    first, again = train_one("nb201", spec, 3, TINY), train_one("nb201", spec, 3, TINY)
+    assert first["test_accuracy"] == again["test_accuracy"] and first["train_loss"] == again["train_loss"]
+    assert {"params", "flops", "seconds", "versions", "val_accuracy"} <= set(first)
+    assert first["versions"]["torch"] and 0 <= first["test_accuracy"] <= 100
+
+
+def _frame(store_path):
+    with ZooStore(store_path) as store:
+        return store.runs()[RESULT_COLUMNS].sort_values(["space", "spec", "seed"]).reset_index(drop=True)
+
+
+def test_a_killed_build_resumes_to_the_uninterrupted_dataset(tmp_path):
+    jobs = plan(["nb201"], 5, [0, 1], sample_seed=4)
+    reference = tmp_path / "reference.sqlite"
+    build_zoo(jobs, reference, TINY, progress=False)
+
+    killed = tmp_path / "killed.sqlite"
+    script = textwrap.dedent(f"""
+        from nape_utils.zoo import build_zoo, plan
+        from tests.test_zoo import TINY
+        build_zoo(plan(["nb201"], 5, [0, 1], sample_seed=4), {str(killed)!r}, TINY, progress=False)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], cwd=os.getcwd())
+    deadline = time.time() + 120
+    while time.time() < deadline:  # kill it once some, but not all, runs are stored
+        if killed.exists():
+            try:
+                with ZooStore(killed) as store:
+                    if len(store.done()) >= 2:
+                        break
+            except ValueError:
+                pass
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    with ZooStore(killed) as store:
+        partial = len(store.done())
+    assert 2 <= partial < len(jobs)
+    assert build_zoo(jobs, killed, TINY, progress=False) == len(jobs) - partial
+    assert _frame(killed).equals(_frame(reference))
+
+
+def test_store_refuses_other_configurations_and_corruption(tmp_path):
+    path = tmp_path / "zoo.sqlite"
+    jobs = plan(["nb201"], 1, [0])
+    build_zoo(jobs, path, TINY, progress=False)
+    with pytest.raises(ValueError, match="another zoo configuration.*lr"):
+        build_zoo(jobs, path, TrainConfig(epochs=1, lr=0.3, task=TINY.task), progress=False)
+    with ZooStore(path) as store, pytest.raises(ValueError, match="another zoo profile"):
+        store.claim_profile("nb201", {"input_shape": [3, 64, 64]})
+    with pytest.raises(ValueError, match="unknown space"):
+        build_zoo([("nb999", "x", 0)], path, TINY, progress=False)
+    with pytest.raises(ValueError, match="malformed NB-201"):
+        build_zoo([("nb201", "|oops|", 0)], path, TINY, progress=False)
+    corrupt = tmp_path / "corrupt.sqlite"
+    corrupt.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(ValueError, match="not a readable zoo store"):
+        ZooStore(corrupt)
+
+
+def test_dask_cluster_gives_the_local_results(tmp_path):
+    distributed = pytest.importorskip("distributed")
+    jobs = plan(["nb201"], 2, [0])
+    build_zoo(jobs, tmp_path / "local.sqlite", TINY, progress=False)
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, protocol="tcp",
+                                  host="127.0.0.1", dashboard_address=None) as cluster:
+        build_zoo(jobs, tmp_path / "dask.sqlite", TINY, scheduler=cluster.scheduler_address, progress=False)
+    assert _frame(tmp_path / "dask.sqlite").equals(_frame(tmp_path / "local.sqlite"))
+
+
+def test_export_dataset_and_label_quality(tmp_path):
+    path = tmp_path / "zoo.sqlite"
+    build_zoo(plan(["nb201"], 4, [0, 1]), path, TINY, progress=False)
+    with ZooStore(path) as store:
+        ds = to_dataset(store.runs(), config=store.config)
+    assert ds["test_accuracy"].dims == ("arch", "seed") and ds.sizes == {"arch": 4, "seed": 2}
+    assert set(ds["space"].values) == {"nb201"} and ds["params"].dims == ("arch",)
+    quality = label_quality(ds)
+    assert quality.loc["nb201", "archs"] == 4
+    assert spearman_brown(0.5, 2) == pytest.approx(2 / 3)
