@@ -8,26 +8,27 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch.utils.flop_counter import FlopCounterMode
 
-from nape_utils.graphs import from_module, graph_of
+from nape_utils.graphs import from_module, graph_of, has_fast_path
 from nape_utils.spaces import get_space, space_names
 
 seeds = st.integers(0, 2**32 - 1)
 
 
 @pytest.mark.parametrize("name", space_names())
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=15, deadline=None)
 @given(seed=seeds)
 def test_sampled_spec_is_a_dag_with_one_input_and_one_output(name, seed):
     space = get_space(name)
     spec = space.sample(np.random.default_rng(seed))
-    graph = graph_of(space, spec, "paper")
+    # paper-size graphs where a fast path makes them cheap; traced ones at the small zoo size
+    graph = graph_of(space, spec, "paper" if has_fast_path(space) else "zoo")
     graph.check()
     assert graph.op_names[0] == "input" and graph.op_names[-1] == "output"
     assert space.canonical(spec) == spec and space.format(space.parse(spec)) == spec
 
 
 @pytest.mark.parametrize("name", space_names())
-@settings(max_examples=6, deadline=None)
+@settings(max_examples=4, deadline=None)
 @given(seed=seeds)
 def test_node_params_and_flops_sum_to_the_modules(name, seed):
     space = get_space(name)

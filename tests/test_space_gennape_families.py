@@ -6,7 +6,6 @@ paper nor the code publishes counts for specific architectures of these families
 """
 from __future__ import annotations
 
-import copy
 import json
 
 import numpy as np
@@ -102,8 +101,8 @@ def test_two_path_accepts_the_authors_state_dict_and_orders_the_paths():
     state = space.to_state_dict(spec)
     assert state["path1"][0]["op_types"] and space.canonical(json.dumps(state)) == spec
     swapped = json.loads(spec)
-    swapped["path1"], swapped["path2"] = swapped["path2"], swapped["path1"]
-    swapped["path1_reduce_inds"], swapped["path2_reduce_inds"] = swapped["path2_reduce_inds"], swapped["path1_reduce_inds"]
+    for key in ("path{}", "path{}_reduce_inds"):
+        swapped[key.format(1)], swapped[key.format(2)] = swapped[key.format(2)], swapped[key.format(1)]
     assert space.canonical(json.dumps(swapped)) == spec
 
 

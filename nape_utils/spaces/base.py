@@ -31,6 +31,15 @@ class Profile:
     def __getitem__(self, key: str) -> Any:
         return self.options[key]
 
+    def __hash__(self) -> int:  # options is a dict; hash its sorted items so profiles can key caches
+        return hash((self.name, self.input_shape, self.num_classes, repr(sorted(self.options.items()))))
+
+    def replace(self, name: str | None = None, input_shape: tuple[int, int, int] | None = None,
+                **options: Any) -> "Profile":
+        """A variant of this profile (e.g. other widths or resolution), named ``name``."""
+        return Profile(name or f"{self.name}+" + ",".join(f"{k}={v}" for k, v in sorted(options.items())),
+                       tuple(input_shape or self.input_shape), self.num_classes, {**self.options, **options})
+
 
 class Space(ABC):
     """One architecture family: parse/format, validity, sampling, mutation and building."""
@@ -85,7 +94,10 @@ class Space(ABC):
     def build(self, text: str, profile: str = "paper") -> nn.Module:
         """The network of a spec at a profile, in its default initialisation."""
 
-    def profile(self, name: str) -> Profile:
+    def profile(self, name: "str | Profile") -> Profile:
+        """The named profile; a Profile instance (e.g. a macro-scale variant) is passed through."""
+        if isinstance(name, Profile):
+            return name
         try:
             return self.profiles[name]
         except KeyError:
@@ -93,7 +105,7 @@ class Space(ABC):
                 f"unknown profile {name!r} for space {self.name!r}; choose one of {sorted(self.profiles)}"
             ) from None
 
-    def input_shape(self, profile: str = "paper") -> tuple[int, int, int, int]:
+    def input_shape(self, profile: "str | Profile" = "paper") -> tuple[int, int, int, int]:
         """Input tensor shape with a batch of one: (1, C, H, W)."""
         return (1, *self.profile(profile).input_shape)
 
