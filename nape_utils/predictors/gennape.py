@@ -1,0 +1,234 @@
+"""GENNAPE (Mills et al., AAAI 2023): CG encoder → fuzzy C-means memberships → weighted MLP heads.
+
+prediction(x) = Σ_c u_c(z) · head_c(z), z = encoder(CG(x)), u the fuzzy memberships of z to centres
+fitted on the training embeddings. Targets are transformed as GENNAPE's group does,
+y' = accuracy / (log10(FLOPs + 1) + 1), then standardised; predictions are transformed back.
+Ablation switches: ``n_clusters=1`` (single head), ``hard_clusters`` (arg-max membership),
+``flops_transform=False``, and an encoder without contrastive pretraining (skip :meth:`pretrain`).
+"""
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+from tqdm.auto import tqdm
+
+from ..encoders import GraphEncoder, collate, featurize
+from ..encoders.contrastive import ContrastiveConfig, pretrain
+from ..graphs import ComputationGraph
+from .fuzzy import fuzzy_cmeans, memberships
+
+CHECKPOINT_FORMAT = "nape-gennape/1"
+
+
+@dataclass
+class GENNAPEConfig:
+    dim: int = 32
+    layers: int = 6
+    gnn: str = "graphconv"
+    n_clusters: int = 4
+    fuzzifier: float = 2.0
+    hard_clusters: bool = False
+    head_hidden: int = 32
+    flops_transform: bool = True
+    rank_loss: float = 0.0      # weight of a pairwise logistic ranking loss added to the MSE
+    epochs: int = 40
+    batch_size: int = 32
+    lr: float = 1e-3
+    seed: int = 0
+    extra: dict = field(default_factory=dict)
+
+
+class _Model(nn.Module):
+    def __init__(self, cfg: GENNAPEConfig):
+        super().__init__()
+        self.encoder = GraphEncoder(cfg.dim, cfg.layers, cfg.gnn)
+        self.heads = nn.ModuleList(
+            nn.Sequential(nn.Linear(cfg.dim, cfg.head_hidden), nn.ReLU(), nn.Linear(cfg.head_hidden, 1))
+            for _ in range(cfg.n_clusters))
+        self.register_buffer("centers", torch.zeros(cfg.n_clusters, cfg.dim))
+        self.cfg = cfg
+
+    def weights(self, z: torch.Tensor) -> torch.Tensor:
+        u = memberships(z, self.centers, self.cfg.fuzzifier)
+        if self.cfg.hard_clusters:
+            u = nn.functional.one_hot(u.argmax(1), len(self.heads)).float()
+        return u
+
+    def forward(self, batch) -> torch.Tensor:
+        z = self.encoder(batch)
+        outputs = torch.cat([head(z) for head in self.heads], dim=1)  # [N, C]
+        return (self.weights(z) * outputs).sum(1)
+
+
+def _as_data(graphs) -> list:
+    items = list(graphs)
+    if not items:
+        raise ValueError("no architectures given")
+    return [featurize(g) if isinstance(g, ComputationGraph) else g for g in items]
+
+
+def _labels(y, n: int) -> np.ndarray:
+    y = np.asarray(y, dtype=float).ravel()
+    if len(y) != n:
+        raise ValueError(f"{n} architectures but {len(y)} labels")
+    if not np.isfinite(y).all():
+        raise ValueError("labels contain NaN or inf; drop those architectures first")
+    return y
+
+
+class GENNAPE:
+    """The estimator: ``pretrain`` (contrastive, optional), ``fit``, ``predict``, ``fine_tune``,
+    ``save``/``load``. Inputs are ComputationGraphs (see ``nape_utils.graphs.graph_of``)."""
+
+    def __init__(self, config: GENNAPEConfig | None = None, **overrides):
+        self.config = config or GENNAPEConfig()
+        for key, value in overrides.items():
+            if not hasattr(self.config, key):
+                raise ValueError(f"unknown GENNAPE setting {key!r}; settings: {', '.join(asdict(self.config))}")
+            setattr(self.config, key, value)
+        torch.manual_seed(self.config.seed)
+        self.model = _Model(self.config)
+        self.target_stats = (0.0, 1.0)
+        self.pretrain_history: list[float] = []
+        self.fitted = False
+
+    # -- target transform --------------------------------------------------------------------------
+    def _divisor(self, data: list) -> np.ndarray:
+        flops = np.array([d.flops.item() for d in data])
+        return np.log10(flops + 1) + 1 if self.config.flops_transform else np.ones(len(data))
+
+    def _transform(self, y: np.ndarray, data: list, refit: bool) -> np.ndarray:
+        t = y / self._divisor(data)
+        if refit:
+            self.target_stats = (float(t.mean()), float(t.std()) or 1.0)
+        mean, std = self.target_stats
+        return (t - mean) / std
+
+    def _inverse(self, t: np.ndarray, data: list) -> np.ndarray:
+        mean, std = self.target_stats
+        return (t * std + mean) * self._divisor(data)
+
+    # -- training ----------------------------------------------------------------------------------
+    def pretrain(self, views: list[list], config: ContrastiveConfig = ContrastiveConfig(), progress: bool = True):
+        """Contrastive pretraining of the encoder on unlabelled views (see encoders.contrastive)."""
+        self.pretrain_history = pretrain(self.model.encoder, views, config, progress)
+        return self
+
+    def _embed(self, data: list, batch_size: int = 512) -> torch.Tensor:
+        self.model.eval()
+        with torch.no_grad():
+            return torch.cat([self.model.encoder(collate(data[i:i + batch_size])) for i in range(0, len(data), batch_size)])
+
+    def _train(self, data: list, target: np.ndarray, epochs: int, batch_size: int, lr: float, clip: float | None,
+               progress: bool) -> None:
+        cfg = self.config
+        rng = np.random.default_rng(cfg.seed)
+        opt = torch.optim.Adam(self.model.parameters(), lr=lr)
+        target_t = torch.tensor(target, dtype=torch.float32)
+        self.model.train()
+        for _ in tqdm(range(epochs), desc="gennape", disable=not progress):
+            for idx in np.array_split(rng.permutation(len(data)), max(1, len(data) // batch_size)):
+                pred = self.model(collate([data[i] for i in idx]))
+                truth = target_t[idx]
+                loss = nn.functional.mse_loss(pred, truth)
+                if cfg.rank_loss > 0 and len(idx) > 1:
+                    diff_pred = pred[:, None] - pred[None, :]
+                    sign = torch.sign(truth[:, None] - truth[None, :])
+                    loss = loss + cfg.rank_loss * nn.functional.softplus(-sign * diff_pred)[sign != 0].mean()
+                opt.zero_grad()
+                loss.backward()
+                if clip:
+                    nn.utils.clip_grad_norm_(self.model.parameters(), clip)
+                opt.step()
+        self.model.eval()
+
+    def fit(self, graphs, y, progress: bool = True) -> "GENNAPE":
+        """Fit clusters on the embeddings of ``graphs`` and train encoder and heads on accuracies ``y``."""
+        data = _as_data(graphs)
+        y = _labels(y, len(data))
+        if len(data) < self.config.n_clusters:
+            raise ValueError(f"{len(data)} architectures cannot fill {self.config.n_clusters} clusters")
+        self.model.centers.copy_(fuzzy_cmeans(self._embed(data), self.config.n_clusters, self.config.fuzzifier,
+                                              seed=self.config.seed))
+        target = self._transform(y, data, refit=True)
+        self._train(data, target, self.config.epochs, self.config.batch_size, self.config.lr, None, progress)
+        self.fitted = True
+        return self
+
+    def fine_tune(self, graphs, y, *, epochs: int = 100, lr: float = 1e-4, batch_size: int = 1, clip: float = 5.0,
+                  min_samples: int = 5, progress: bool = True) -> "GENNAPE":
+        """GENNAPE's k-shot fine-tuning: all parameters, Adam, gradient clipping; the target is
+        re-standardised on the fine-tuning samples."""
+        self._require_fitted()
+        data = _as_data(graphs)
+        y = _labels(y, len(data))
+        if len(data) < min_samples:
+            raise ValueError(f"fine-tuning needs at least {min_samples} labelled architectures, got {len(data)}")
+        target = self._transform(y, data, refit=True)
+        self._train(data, target, epochs, batch_size, lr, clip, progress)
+        return self
+
+    def predict(self, graphs, batch_size: int = 512) -> np.ndarray:
+        """Predicted accuracies (in the units of the training labels)."""
+        self._require_fitted()
+        data = _as_data(graphs)
+        self.model.eval()
+        with torch.no_grad():
+            t = torch.cat([self.model(collate(data[i:i + batch_size])) for i in range(0, len(data), batch_size)])
+        return self._inverse(t.numpy().astype(float), data)
+
+    def embed(self, graphs) -> np.ndarray:
+        return self._embed(_as_data(graphs)).numpy()
+
+    def cluster_weights(self, graphs) -> np.ndarray:
+        """[N, C] memberships used to weight the heads."""
+        z = self._embed(_as_data(graphs))
+        with torch.no_grad():
+            return self.model.weights(z).numpy()
+
+    def _require_fitted(self):
+        if not self.fitted:
+            raise ValueError("this GENNAPE model is not fitted yet: call fit(graphs, accuracies) or load a checkpoint")
+
+    def copy(self) -> "GENNAPE":
+        return copy.deepcopy(self)
+
+    # -- persistence -------------------------------------------------------------------------------
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({"format": CHECKPOINT_FORMAT, "config": asdict(self.config), "state": self.model.state_dict(),
+                    "target_stats": self.target_stats, "fitted": self.fitted,
+                    "pretrain_history": self.pretrain_history}, path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "GENNAPE":
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"no GENNAPE checkpoint at {path}")
+        try:
+            blob = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as err:
+            raise ValueError(f"{path} is not a readable GENNAPE checkpoint ({err})") from err
+        if not isinstance(blob, dict) or blob.get("format") != CHECKPOINT_FORMAT:
+            raise ValueError(f"{path} is not a {CHECKPOINT_FORMAT} checkpoint; it was written by something else "
+                             "or by an incompatible version of nape")
+        model = cls(GENNAPEConfig(**blob["config"]))
+        try:
+            model.model.load_state_dict(blob["state"])
+        except RuntimeError as err:
+            raise ValueError(f"{path} does not fit its own configuration: {err}") from err
+        model.target_stats = tuple(blob["target_stats"])
+        model.fitted = bool(blob["fitted"])
+        model.pretrain_history = list(blob.get("pretrain_history", []))
+        return model
+
+    def describe(self) -> str:
+        return json.dumps(asdict(self.config))
