@@ -68,6 +68,16 @@ def cmd_describe(args) -> None:
             writer.writerow([graph.meta["spec"], graph.params, graph.flops, graph.n_nodes, graph.n_edges])
 
 
+def cmd_proxies(args) -> None:
+    from .predictors.proxies import score_specs
+
+    specs = _read_archs(args.archs)
+    frame = score_specs(args.space, specs, args.proxies, batch_size=args.batch_size, profile=args.profile,
+                        seed=args.seed, data=args.data)
+    with _out(args.out) as handle:
+        frame.to_csv(handle, index=False)
+
+
 def cmd_graph(args) -> None:
     from .graphs import graph_of
 
@@ -180,6 +190,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", default="paper", help="paper (the benchmark's network) or zoo (small)")
     p.add_argument("--out", help="CSV file (default: standard output)")
     p.set_defaults(func=cmd_describe)
+
+    p = sub.add_parser("proxies", help="CSV of zero-cost proxies (and seconds per proxy) of each spec")
+    p.add_argument("space")
+    p.add_argument("--archs", required=True, help="file with one spec per line, or - for standard input")
+    p.add_argument("--proxies", help="comma-separated proxy names (default: all 13)")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--profile", default="zoo", help="zoo (small, default) or paper (the benchmark's network)")
+    p.add_argument("--data", default="task", choices=["task", "gaussian"],
+                   help="task images (resized to the profile's input) or Gaussian images")
+    p.add_argument("--out", help="CSV file (default: standard output)")
+    p.set_defaults(func=cmd_proxies)
 
     p = sub.add_parser("graph", help="write the computation graph of one spec")
     p.add_argument("space")

@@ -22,8 +22,9 @@ def _preprocess(factorized: bool, c_in: int, c: int, h: int, w: int) -> Template
 
 
 @lru_cache(maxsize=None)
-def _stem(c_img: int, c: int, h: int, w: int) -> Template:
-    return Template.of(nn.Sequential(nn.Conv2d(c_img, c, 3, padding=1, bias=False), nn.BatchNorm2d(c)), (1, c_img, h, w))
+def _stem(c_img: int, c: int, stride: int, h: int, w: int) -> Template:
+    stem = nn.Sequential(nn.Conv2d(c_img, c, 3, stride=stride, padding=1, bias=False), nn.BatchNorm2d(c))
+    return Template.of(stem, (1, c_img, h, w))
 
 
 @lru_cache(maxsize=None)
@@ -37,7 +38,8 @@ def compose(space, spec: str, profile: str):
     c, layers = p["C"], p["layers"]
     c_img, h, w = p.input_shape
     g = GraphComposer()
-    x = g.paste(_stem(c_img, p["stem_multiplier"] * c, h, w), g.input(space.input_shape(profile)))
+    stem = _stem(c_img, p["stem_multiplier"] * c, int(p.options.get("stem_stride", 1)), h, w)
+    x = g.paste(stem, g.input(space.input_shape(profile)))
     s0 = s1 = x
     c_curr, reduction_prev = c, False
     for i in range(layers):

@@ -13,6 +13,8 @@ _REGISTRY = {
     "hiaml": "hiaml:HiAMLSpace",
     "inception": "inception:InceptionSpace",
     "two_path": "two_path:TwoPathSpace",
+    "nago": "nago:NAGOSpace",
+    "ghn_random": "ghn_random:GHNRandomSpace",
 }
 _CACHE: dict[str, Space] = {}
 

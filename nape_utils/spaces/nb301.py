@@ -362,11 +362,11 @@ class DARTSNetwork(nn.Module):
     reduction cells (``layers // 3``, ``2 * layers // 3``); global average pool → linear classifier."""
 
     def __init__(self, genotype: Genotype, C: int, layers: int, num_classes: int,
-                 in_channels: int = 3, stem_multiplier: int = 3):
+                 in_channels: int = 3, stem_multiplier: int = 3, stem_stride: int = 1):
         super().__init__()
         c_curr = stem_multiplier * C
         self.stem = nn.Sequential(
-            nn.Conv2d(in_channels, c_curr, 3, padding=1, bias=False),
+            nn.Conv2d(in_channels, c_curr, 3, stride=stem_stride, padding=1, bias=False),
             nn.BatchNorm2d(c_curr),
         )
         c_prev_prev, c_prev, c_curr = c_curr, c_curr, C
@@ -408,7 +408,7 @@ class NB301Space(Space):
         ),
         "zoo": Profile(
             "zoo", ZOO_INPUT_SHAPE, ZOO_NUM_CLASSES,
-            {"C": 4, "layers": 5, "stem_multiplier": 3, "reduction_cells": reduction_cells(5)},
+            {"C": 4, "layers": 5, "stem_multiplier": 3, "reduction_cells": reduction_cells(5), "stem_stride": 2},
         ),
     }
 
@@ -477,12 +477,14 @@ class NB301Space(Space):
     # -- networks ---------------------------------------------------------------------------------
     def build(self, text: str, profile: str | Profile = "paper") -> nn.Module:
         """The DARTS evaluation network of a spec; ``profile`` is a name or a :class:`Profile`
-        with options ``C``, ``layers`` and optionally ``stem_multiplier`` (default 3)."""
+        with options ``C``, ``layers`` and optionally ``stem_multiplier`` (default 3) and ``stem_stride``
+        (default 1; the zoo profile uses 2, which keeps the cells and quarters the training cost)."""
         g = self.parse(text)
         p = profile if isinstance(profile, Profile) else self.profile(profile)
         return DARTSNetwork(g, C=int(p["C"]), layers=int(p["layers"]), num_classes=p.num_classes,
                             in_channels=p.input_shape[0],
-                            stem_multiplier=int(p.options.get("stem_multiplier", 3)))
+                            stem_multiplier=int(p.options.get("stem_multiplier", 3)),
+                            stem_stride=int(p.options.get("stem_stride", 1)))
 
     def input_shape(self, profile: str | Profile = "paper") -> tuple[int, int, int, int]:
         p = profile if isinstance(profile, Profile) else self.profile(profile)
