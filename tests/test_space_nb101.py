@@ -50,7 +50,7 @@ def test_registry_and_profiles():
     paper, zoo = space.profile("paper"), space.profile("zoo")
     assert paper.input_shape == (3, 32, 32) and paper.num_classes == 10
     assert (paper["stem_channels"], paper["num_stacks"], paper["cells_per_stack"]) == (128, 3, 3)
-    assert (zoo["stem_channels"], zoo["num_stacks"], zoo["cells_per_stack"]) == (16, 3, 1)
+    assert (zoo["stem_channels"], zoo["num_stacks"], zoo["cells_per_stack"]) == (8, 3, 1)
 
 
 # -- exactness against the official records ------------------------------------------------------
