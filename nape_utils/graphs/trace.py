@@ -255,15 +255,15 @@ def _build_graph(gm: fx.GraphModule, rec: _Recorder, meta: dict) -> ComputationG
             alias[n] = sources[0]
             continue
         op, attrs = _classify(n, modules, rec.shapes)
-        if op in _MERGE_OPS and len(tensor_args) == 1 and sources:
-            alias[n] = sources[0]
-            continue
         if n.op == "call_module":
             module = modules[n.target]
             if id(module) not in counted:
                 counted.add(id(module))
                 params += sum(p.numel() for p in module.parameters() if id(p) not in counted)
                 counted.update(id(p) for p in module.parameters())
+        if op in _MERGE_OPS and len(tensor_args) == 1 and sources and not params:
+            alias[n] = sources[0]  # a merge of one tensor moves no data; one with weights stays a node
+            continue
         if op == "oov":
             unknown.add(attrs.pop("what"))
         shape_in = rec.shapes.get(tensor_args[0]) if tensor_args else shape

@@ -54,8 +54,9 @@ non-empty group subsets ``min_path_len`` (edges; no path → number of nodes), `
 805 features; input and output nodes are always allowed on a path and never counted in a degree.
 
 Regressors: :class:`GRAFRegressor` (``model="rf"``: scikit-learn's random forest with its defaults,
-as the authors; ``"gb"``: histogram gradient boosting), fitted on spec strings or on a feature
-matrix, with optional extra columns (zero-cost proxies, FLOPs, parameters).
+as the authors; ``"gb"``: gradient boosting; ``"hgb"``: histogram gradient boosting, for large
+training sets), fitted on spec strings or on a feature matrix, with optional extra columns
+(zero-cost proxies, FLOPs, parameters).
 """
 from __future__ import annotations
 
@@ -447,7 +448,12 @@ def graf_table(space: str | Space, specs: Sequence[str], *, profile: str = "pape
 # ---------------------------------------------------------------------------------------------------
 # regressors
 # ---------------------------------------------------------------------------------------------------
-MODELS = ("rf", "gb")
+#: model name → scikit-learn class (module, name); all used with their defaults and a seed
+MODELS = {"rf": ("sklearn.ensemble", "RandomForestRegressor"),
+          "gb": ("sklearn.ensemble", "GradientBoostingRegressor"),
+          "hgb": ("sklearn.ensemble", "HistGradientBoostingRegressor")}
+#: models that accept NaN features (treated as missing)
+NAN_MODELS = ("rf", "hgb")
 
 
 def _is_spec_list(x: Any) -> bool:
@@ -500,17 +506,21 @@ class GRAFRegressor:
 
     ``fit(X, y, extra=None)`` and ``predict(X, extra=None)`` take ``X`` as spec strings of ``space``
     (GRAF features are computed) or as a ready feature matrix (DataFrame or 2-D array); ``extra``
-    appends columns (zero-cost proxies, FLOPs, parameters), the same ones at fit and predict. NaN in
-    features is allowed (both models treat it as missing); NaN or inf labels are an error.
+    appends columns (zero-cost proxies, FLOPs, parameters), the same ones at fit and predict. NaN
+    features (a failed proxy) are treated as missing by ``rf`` and ``hgb`` and refused by ``gb``;
+    NaN or inf labels are an error.
 
     ``model="rf"``: ``RandomForestRegressor`` with scikit-learn's defaults (the GRAF authors'
-    choice); ``"gb"``: ``HistGradientBoostingRegressor`` with its defaults. ``seed`` seeds either;
-    ``model_params`` override their defaults."""
+    choice); ``"gb"``: ``GradientBoostingRegressor``; ``"hgb"``: ``HistGradientBoostingRegressor``
+    (its default ``min_samples_leaf=20`` leaves it constant on a few dozen cells: use it for
+    hundreds or more). ``seed`` seeds each; ``model_params`` override their defaults."""
 
     def __init__(self, space: str | None = None, model: str = "rf", *, seed: int = 0, profile: str = "paper",
                  generic: bool = False, **model_params):
         if model not in MODELS:
             raise ValueError(f"unknown GRAF model {model!r}; choose one of {', '.join(MODELS)}")
+        if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
+            raise ValueError(f"seed must be an integer, got {seed!r}")
         self.space = get_space(space).name if space is not None else None
         self.model = model
         self.seed = seed
@@ -542,17 +552,18 @@ class GRAFRegressor:
             if len(more) != len(values):
                 raise ValueError(f"extra has {len(more)} rows but X has {len(values)} architectures")
             values, names, n_extra = np.hstack([values, more]), names + more_names, more.shape[1]
+        if self.model not in NAN_MODELS and np.isnan(values).any():
+            raise ValueError(f"model {self.model!r} does not accept NaN features "
+                             f"({int(np.isnan(values).any(1).sum())} rows have some); use model='rf' or 'hgb', "
+                             "or fill them")
         return values, names, n_extra
 
     # -- estimator ---------------------------------------------------------------------------------
     def _make(self):
-        if self.model == "rf":
-            from sklearn.ensemble import RandomForestRegressor
+        import importlib
 
-            return RandomForestRegressor(**{"random_state": self.seed, **self.model_params})
-        from sklearn.ensemble import HistGradientBoostingRegressor
-
-        return HistGradientBoostingRegressor(**{"random_state": self.seed, **self.model_params})
+        module, name = MODELS[self.model]
+        return getattr(importlib.import_module(module), name)(**{"random_state": int(self.seed), **self.model_params})
 
     def fit(self, X, y, extra=None) -> "GRAFRegressor":
         values, names, n_extra = self._design(X, extra)

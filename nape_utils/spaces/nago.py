@@ -36,7 +36,7 @@ generator. Also accepted: vega's hyper-parameter names, ``{"G1_nodes": …, "G1_
 Width: as in vega, ``multiplier = floor(sqrt(n_param_limit / base))`` where ``base`` counts the 3×3
 conv weights of the network at channel ratios (1, 2, 4); every width is ``ratio × multiplier``. So the
 bottom-level conv weights stay within ``n_param_limit`` (4M in vega's CIFAR-10 config; the stem, head,
-biases, BN and 1×1 projections come on top; paper networks have 3.6–4.2M parameters). The ``zoo``
+biases, BN and 1×1 projections come on top; paper networks have about 3.5–4.3M parameters). The ``zoo``
 profile (16×16 input) uses a 30k limit and a 64-wide head: most networks get multiplier 1 (widths 1, 2,
 4), since the bottom convs alone of a large generator exceed 30k weights at ratio widths.
 
@@ -78,8 +78,6 @@ CHANNEL_RATIOS = (1, 2, 4)
 #: vega tries seeds 0..29 for a connected graph; beyond that it builds a broken network
 VEGA_TRIES = 30
 MAX_TRIES = 1000
-
-LEVELS = ("top", "mid", "bottom")
 
 
 @dataclass(frozen=True)
