@@ -75,6 +75,20 @@ class _Tracer(fx.Tracer):
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
         return getattr(m, "cg_op", None) is not None or super().is_leaf_module(m, qualname)
 
+    def getattr(self, attr: str, attr_val: Any, parameter_proxy_cache: dict) -> Any:
+        # fx finds a directly read parameter's name by scanning every parameter of the root, which
+        # is quadratic for networks that read many (e.g. NAGO's gates); look it up in a table instead
+        if isinstance(attr_val, nn.Parameter):
+            if getattr(self, "_param_names", None) is None or self._param_root is not self.root:
+                self._param_root = self.root
+                self._param_names = {id(p): name for name, p in self.root.named_parameters()}
+            name = self._param_names.get(id(attr_val))
+            if name is not None:
+                if name not in parameter_proxy_cache:
+                    parameter_proxy_cache[name] = self.create_proxy("get_attr", name, (), {})
+                return parameter_proxy_cache[name]
+        return super().getattr(attr, attr_val, parameter_proxy_cache)
+
 
 def trace(module: nn.Module) -> fx.GraphModule:
     """Symbolically trace ``module``; an untraceable module raises TypeError naming the call."""
