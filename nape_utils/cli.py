@@ -78,6 +78,14 @@ def cmd_proxies(args) -> None:
         frame.to_csv(handle, index=False)
 
 
+def cmd_graf(args) -> None:
+    from .predictors.graf import graf_table
+
+    table = graf_table(args.space, _read_archs(args.archs), profile=args.profile, generic=args.generic)
+    with _out(args.out) as handle:
+        table.to_csv(handle, index=False)
+
+
 def cmd_graph(args) -> None:
     from .graphs import graph_of
 
@@ -105,12 +113,14 @@ def cmd_run(args) -> None:
 def cmd_bench(args) -> None:
     import json
 
-    from .experiments.bench import bench_graphs
+    from .experiments.bench import bench_graf, bench_graphs
 
     if args.what == "graphs":
         report = bench_graphs(args.spaces.split(","), n_fast=args.n, out=args.out or "results/bench/graphs.json")
-        for row in report["results"]:
-            print(json.dumps(row))
+    else:
+        report = bench_graf(n_other=args.n, out=args.out or "results/bench/graf.json")
+    for row in report["results"]:
+        print(json.dumps(row))
 
 
 def cmd_data(args) -> None:
@@ -203,6 +213,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="CSV file (default: standard output)")
     p.set_defaults(func=cmd_proxies)
 
+    p = sub.add_parser("graf", help="CSV of GRAF graph features of each spec (spec, then one column a feature)")
+    p.add_argument("space")
+    p.add_argument("--archs", required=True, help="file with one spec per line, or - for standard input")
+    p.add_argument("--profile", default="paper", help="profile of the computation graph (generic features only)")
+    p.add_argument("--generic", action="store_true", help="the generic computation-graph features even for "
+                   "nb101/nb201/nb301 (other spaces always get them)")
+    p.add_argument("--out", help="CSV file (default: standard output)")
+    p.set_defaults(func=cmd_graf)
+
     p = sub.add_parser("graph", help="write the computation graph of one spec")
     p.add_argument("space")
     p.add_argument("spec")
@@ -218,9 +237,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("bench", help="speed benchmarks, written to results/bench/")
-    p.add_argument("what", choices=["graphs"])
+    p.add_argument("what", choices=["graphs", "graf"])
     p.add_argument("--spaces", default="nb101,nb201,nb301")
-    p.add_argument("-n", type=int, default=1000, help="architectures per space on the fast path")
+    p.add_argument("-n", type=int, default=1000, help="architectures per space on the fast path (graf: per "
+                   "space other than nb201, which always times all 15,625 cells)")
     p.add_argument("--out")
     p.set_defaults(func=cmd_bench)
 

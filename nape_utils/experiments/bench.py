@@ -43,3 +43,30 @@ def bench_graphs(spaces: list[str], *, n_fast: int = 1000, n_trace: int = 20, pr
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
     return report
+
+
+def bench_graf(*, n_other: int = 1000, seed: int = 0, out: str | Path = "results/bench/graf.json") -> dict:
+    """Seconds to compute GRAF features: all 15,625 NB-201 cells from their spec strings (vectorised),
+    and ``n_other`` sampled NB-101 and NB-301 cells (per cell), on one core."""
+    from ..predictors.graf import graf_features
+
+    torch.set_num_threads(1)
+    rows = []
+    nb201 = get_space("nb201")
+    cells = {"nb201": nb201.enumerate()}
+    for name in ("nb101", "nb301"):
+        cells[name] = get_space(name).sample_many(n_other, seed=seed)
+    for name, specs in cells.items():
+        if not specs:
+            continue
+        graf_features(name, specs[:2])  # warm-up: imports
+        start = time.perf_counter()
+        table = graf_features(name, specs)
+        seconds = time.perf_counter() - start
+        rows.append({"space": name, "n": len(specs), "features": table.shape[1], "seconds": round(seconds, 4),
+                     "cells_per_second": round(len(specs) / seconds, 1)})
+    report = {"benchmark": "graf", "machine": machine(), "results": rows}
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    return report

@@ -114,7 +114,8 @@ def _tag(subset: Sequence[str]) -> str:
 
 def _masks(subset_list: list[tuple[str, ...]], items: Sequence[str]) -> np.ndarray:
     """(n_subsets, n_items) booleans: item j belongs to subset i."""
-    return np.array([[item in s for item in items] for s in subset_list], dtype=bool).reshape(len(subset_list), len(items))
+    masks = np.array([[item in s for item in items] for s in subset_list], dtype=bool)
+    return masks.reshape(len(subset_list), len(items))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -420,10 +421,10 @@ def graf_features(space: str | Space, specs: Sequence[str], *, profile: str = "p
     if not specs:
         raise ValueError("no architectures given")
     names = feature_names(space, generic=generic)
+    space.profile(profile)  # a bad profile name fails here, even where the features do not use it
     if generic or space.name not in SPACES:
         from ..graphs import graph_of
 
-        space.profile(profile)
         values = _per_spec(lambda s: cg_features(graph_of(space, s, profile)), specs, len(names))
     elif space.name == "nb201":
         values = nb201_features(specs)
@@ -431,18 +432,19 @@ def graf_features(space: str | Space, specs: Sequence[str], *, profile: str = "p
         values = _per_spec(nb101_features_one, specs, len(names))
     else:
         values = _per_spec(nb301_features_one, specs, len(names))
-    table = pd.DataFrame(values, columns=names)
-    ints = [c for c in names if ".mean_" not in c and not c.startswith("mean_")]
-    table[ints] = table[ints].astype(np.int64)
-    return table
+    is_mean = np.array([".mean_" in c or c.startswith("mean_") for c in names])
+    blocks = [pd.DataFrame(values[:, ~is_mean].astype(np.int64), columns=[c for c, m in zip(names, is_mean) if not m]),
+              pd.DataFrame(values[:, is_mean], columns=[c for c, m in zip(names, is_mean) if m])]
+    return pd.concat(blocks, axis=1)[names]
 
 
 def graf_table(space: str | Space, specs: Sequence[str], *, profile: str = "paper", generic: bool = False):
     """:func:`graf_features` with the canonical spec as the first column (what ``nape graf`` writes)."""
-    space = get_space(space)
+    import pandas as pd
+
+    space, specs = get_space(space), list(specs)
     table = graf_features(space, specs, profile=profile, generic=generic)
-    table.insert(0, "spec", [space.canonical(s) for s in specs])
-    return table
+    return pd.concat([pd.DataFrame({"spec": [space.canonical(s) for s in specs]}), table], axis=1)
 
 
 # ---------------------------------------------------------------------------------------------------

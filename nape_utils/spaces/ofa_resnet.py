@@ -32,8 +32,10 @@ convs instead of one 7×7 conv. ``{"d":[2,1,2,2,1],"e":[0.25,...],"w":[2,2,2,2,2
 
 The ``paper`` input is (3, r, r) with r from the spec: use :meth:`OFAResNetSpace.input_shape_of`;
 ``input_shape("paper")`` is the largest, (1, 3, 224, 224). The ``zoo`` profile keeps every elastic
-choice and the topology rules at small widths (channels rounded to integers, not multiples of 8), with
-a stride-1 stem conv and stage strides 1, 2, 2, 1 for 16×16 inputs (2×2 before the pool).
+choice and the topology rules at small widths (stem 16 and stages 24, 32, 48, 64 before the width
+multipliers, channels rounded to integers rather than multiples of 8), with a stride-1 stem conv and
+stage strides 1, 2, 2, 1 for 16×16 inputs (2×2 before the pool; the last stage's first block keeps its
+``avgpool_conv`` shortcut, with a kernel-1 pool).
 """
 from __future__ import annotations
 
