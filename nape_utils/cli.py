@@ -86,6 +86,29 @@ def cmd_graf(args) -> None:
         table.to_csv(handle, index=False)
 
 
+def cmd_predict(args) -> None:
+    from .encoders import featurize
+    from .graphs import graph_of
+    from .predictors.pretrained import default_profile, load_pretrained
+    from .spaces import get_space
+
+    space = get_space(args.space)
+    model, _ = load_pretrained(args.model)
+    profile = args.profile or default_profile(space.name)
+    data = []
+    for i, spec in enumerate(_read_archs(args.archs), 1):
+        try:
+            data.append(featurize(graph_of(space, spec, profile)))
+        except ValueError as err:
+            raise ValueError(f"--archs line {i}: {err}") from None
+    predictions = model.predict(data)
+    with _out(args.out) as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["spec", "prediction"])
+        for item, value in zip(data, predictions):
+            writer.writerow([item.spec, f"{value:.4f}"])
+
+
 def cmd_graph(args) -> None:
     from .graphs import graph_of
 
@@ -113,10 +136,13 @@ def cmd_run(args) -> None:
 def cmd_bench(args) -> None:
     import json
 
-    from .experiments.bench import bench_graf, bench_graphs
+    from .experiments.bench import bench_graf, bench_graphs, bench_predict
 
     if args.what == "graphs":
         report = bench_graphs(args.spaces.split(","), n_fast=args.n, out=args.out or "results/bench/graphs.json")
+    elif args.what == "predict":
+        report = bench_predict(args.model, n=args.n if args.n != 1000 else None, workers=args.workers,
+                               out=args.out or "results/bench/predict.json")
     else:
         report = bench_graf(n_other=args.n, out=args.out or "results/bench/graf.json")
     for row in report["results"]:
@@ -222,6 +248,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="CSV file (default: standard output)")
     p.set_defaults(func=cmd_graf)
 
+    p = sub.add_parser("predict", help="CSV of a GENNAPE model's predicted accuracy for each spec")
+    p.add_argument("space")
+    p.add_argument("--archs", required=True, help="file with one spec per line, or - for standard input")
+    p.add_argument("--model", required=True, help="a shipped model (results/pretrained/NAME) or a checkpoint path")
+    p.add_argument("--profile", help="default: paper for benchmark spaces, zoo for the others")
+    p.add_argument("--out", help="CSV file (default: standard output)")
+    p.set_defaults(func=cmd_predict)
+
     p = sub.add_parser("graph", help="write the computation graph of one spec")
     p.add_argument("space")
     p.add_argument("spec")
@@ -237,7 +271,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("bench", help="speed benchmarks, written to results/bench/")
-    p.add_argument("what", choices=["graphs", "graf"])
+    p.add_argument("what", choices=["graphs", "graf", "predict"])
+    p.add_argument("--model", help="predict: a shipped model name or checkpoint (default: untrained, timing only)")
+    p.add_argument("--workers", type=int, default=2, help="predict: processes building graphs")
     p.add_argument("--spaces", default="nb101,nb201,nb301")
     p.add_argument("-n", type=int, default=1000, help="architectures per space on the fast path (graf: per "
                    "space other than nb201, which always times all 15,625 cells)")

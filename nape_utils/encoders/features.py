@@ -47,6 +47,7 @@ def featurize(graph: ComputationGraph) -> Data:
         bias=torch.from_numpy(bias), weighted=torch.from_numpy(weighted),
         edge_index=torch.from_numpy(graph.edges.T.copy()).long().reshape(2, -1), num_nodes=graph.n_nodes,
         flops=torch.tensor([float(graph.flops)]), params=torch.tensor([float(graph.params)]),
+        spec=graph.meta.get("spec", ""),
     )
 
 

@@ -70,3 +70,50 @@ def bench_graf(*, n_other: int = 1000, seed: int = 0, out: str | Path = "results
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
     return report
+
+
+def _featurize_spec(spec: str, space: str = "nb201", profile: str = "paper"):
+    from ..encoders import featurize
+
+    return featurize(graph_of(space, spec, profile))
+
+
+def bench_predict(model: str | None = None, *, n: int | None = None, workers: int = 2,
+                  out: str | Path = "results/bench/predict.json") -> dict:
+    """Archs per second scoring NB-201 cells (default: all 15,625) end to end — spec → CG → features
+    → prediction — and for the encoder and heads alone. ``model``: a shipped model name or checkpoint
+    (default: an untrained GENNAPE, which costs the same)."""
+    from ..predictors.gennape import GENNAPE
+    from ..predictors.pretrained import load_pretrained
+    from ..zoo.executors import execute
+
+    torch.set_num_threads(workers)
+    estimator = load_pretrained(model)[0] if model else GENNAPE()
+    estimator.fitted = True  # timing only: an untrained model does the same work
+    specs = get_space("nb201").enumerate()[:n]
+    start = time.perf_counter()
+    if workers > 1:
+        chunks = [specs[i::workers] for i in range(workers)]
+        parts = list(execute(_featurize_chunk, chunks, workers=workers))
+        data = [d for part in parts for d in part]
+    else:
+        data = _featurize_chunk(specs)
+    graphs_done = time.perf_counter()
+    estimator.predict(data)
+    end = time.perf_counter()
+    report = {"benchmark": "predict", "machine": machine(), "model": model or "untrained GENNAPE (timing only)",
+              "results": [{"space": "nb201", "profile": "paper", "n": len(specs), "workers": workers,
+                           "end_to_end_seconds": round(end - start, 2),
+                           "end_to_end_archs_per_second": round(len(specs) / (end - start), 1),
+                           "graphs_seconds": round(graphs_done - start, 2),
+                           "encoder_seconds": round(end - graphs_done, 2),
+                           "encoder_archs_per_second": round(len(specs) / (end - graphs_done), 1)}]}
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+def _featurize_chunk(specs: list[str]) -> list:
+    torch.set_num_threads(1)
+    return [_featurize_spec(s) for s in specs]

@@ -178,6 +178,10 @@ class GENNAPE:
         """Predicted accuracies (in the units of the training labels)."""
         self._require_fitted()
         data = _as_data(graphs)
+        unknown = [i for i, d in enumerate(data) if bool((d.op == 0).any())]
+        if unknown:
+            raise ValueError(f"{len(unknown)} architecture(s) (first: #{unknown[0]}) have ops outside nape's vocabulary "
+                             "('oov' nodes), which this model cannot represent; see the warning from from_module")
         self.model.eval()
         with torch.no_grad():
             t = torch.cat([self.model(collate(data[i:i + batch_size])) for i in range(0, len(data), batch_size)])
