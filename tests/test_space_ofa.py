@@ -281,8 +281,8 @@ def test_paper_pn_structure():
     blocks = list(net.blocks)
     assert len(blocks) == 22 and not blocks[0].shortcut
     assert net.first_conv.conv.out_channels == 40 and blocks[0].point_linear.conv.out_channels == 24
-    assert [blocks[1 + 4 * i].point_linear.conv.out_channels for i in range(5)] + [blocks[21].point_linear.conv.out_channels] \
-        == [32, 56, 104, 128, 248, 416]
+    firsts = [blocks[1 + 4 * i] for i in range(5)] + [blocks[21]]
+    assert [b.point_linear.conv.out_channels for b in firsts] == [32, 56, 104, 128, 248, 416]
     assert not any(b.use_se for b in blocks)
     assert all(isinstance(m, (nn.ReLU6,)) for m in net.modules() if isinstance(m, (nn.ReLU, nn.ReLU6, nn.Hardswish)))
     assert net.feature_mix_layer.conv.out_channels == 1664 and net.feature_mix_layer.bn.eps == 1e-3

@@ -23,7 +23,7 @@ def graph_of(space: str | Space, spec: str, profile: str = "paper", *, fast: boo
     """The CG of ``spec`` in ``space`` at ``profile``; ``fast=False`` builds and traces the network."""
     space = get_space(space)
     canonical = space.canonical(spec)
-    input_shape = space.input_shape(profile)
+    input_shape = space.input_shape_of(canonical, profile)
     if fast and space.name in _FAST_PATHS:
         module = importlib.import_module(f"{__package__}.{_FAST_PATHS[space.name]}")
         graph = module.compose(space, canonical, profile)

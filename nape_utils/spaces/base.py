@@ -109,5 +109,9 @@ class Space(ABC):
         """Input tensor shape with a batch of one: (1, C, H, W)."""
         return (1, *self.profile(profile).input_shape)
 
+    def input_shape_of(self, text: str, profile: "str | Profile" = "paper") -> tuple[int, int, int, int]:
+        """Input shape of one spec's network (families whose spec chooses the resolution override it)."""
+        return self.input_shape(profile)
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"

@@ -307,8 +307,10 @@ class ElasticMBSpace(OFASpace):
         ks_in = int_list(obj, ks_key, self.n_slots, family)
         e_in = int_list(obj, "e", self.n_slots, family)
         active = set(self.active_slots(d))
-        ks = [self._check_choice(ks_key, j, v, KERNELS, j in active, "kernel not in {3,5,7}") for j, v in enumerate(ks_in)]
-        e = [self._check_choice("e", j, v, EXPANDS, j in active, "expand ratio not allowed") for j, v in enumerate(e_in)]
+        ks = [self._check_choice(ks_key, j, v, KERNELS, j in active, "kernel not in {3,5,7}")
+              for j, v in enumerate(ks_in)]
+        e = [self._check_choice("e", j, v, EXPANDS, j in active, "expand ratio not allowed")
+             for j, v in enumerate(e_in)]
         return MBConfig(r, tuple(d), tuple(ks), tuple(e))
 
     def _where(self, slot: int) -> str:

@@ -59,7 +59,8 @@ class OFAMobileNetV3Net(nn.Module):
         super().__init__()
         div, eps = profile["divisor"], profile["bn_eps"]
         w = widths_of(profile)
-        self.first_conv = conv_bn_act(profile.input_shape[0], w[0], 3, profile["first_stride"], act="h_swish", bn_eps=eps)
+        self.first_conv = conv_bn_act(profile.input_shape[0], w[0], 3, profile["first_stride"], act="h_swish",
+                                      bn_eps=eps)
         blocks: list[nn.Module] = [MBConvBlock(w[0], w[1], 3, 1, 1, w[0], act=STAGE_ACTS[0], use_se=False,
                                                shortcut=w[0] == w[1], divisor=div, bn_eps=eps)]
         c_in, offset = w[1], 0

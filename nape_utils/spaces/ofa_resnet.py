@@ -239,7 +239,8 @@ class OFAResNetSpace(OFASpace):
             return 0
         stage = max(i for i, off in enumerate(SLOT_OFFSETS) if off <= slot)
         what = "used" if active else "unused (0 allowed)"
-        raise ValueError(f"expand ratio not allowed: e[{slot}] = {v!r} (stage {stage} block {slot - SLOT_OFFSETS[stage]}, "
+        block = slot - SLOT_OFFSETS[stage]
+        raise ValueError(f"expand ratio not allowed: e[{slot}] = {v!r} (stage {stage} block {block}, "
                          f"{what}); allowed: {', '.join(map(str, EXPANDS))}")
 
     def format(self, cfg: ResNetConfig) -> str:
