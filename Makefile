@@ -27,7 +27,7 @@ reproduce: $(BIN)/.installed
 test: unit notebooks
 
 unit: $(BIN)/.installed
-	$(BIN)/python -m pytest tests -q
+	$(BIN)/python -m pytest tests -q -n auto
 
 notebooks: $(BIN)/.installed
 	$(BIN)/python -m pytest -q --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg notebooks

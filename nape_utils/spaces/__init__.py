@@ -18,6 +18,8 @@ _REGISTRY = {
     "two_path": "two_path:TwoPathSpace",
     "nago": "nago:NAGOSpace",
     "ghn_random": "ghn_random:GHNRandomSpace",
+    "tnb101_micro": "tnb101:TNB101MicroSpace",
+    "tnb101_macro": "tnb101:TNB101MacroSpace",
 }
 _CACHE: dict[str, Space] = {}
 
