@@ -127,6 +127,16 @@ def test_grasp_against_autograd_hessian():
     assert _score(net, x, y, "grasp") == pytest.approx(by_hand, rel=1e-4, abs=1e-9)
 
 
+def test_grasp_through_hard_activations():
+    """torch has no double backward for hardsigmoid/hardswish; grasp swaps in an equal forward."""
+    torch.manual_seed(3)
+    net = nn.Sequential(nn.Linear(4, 6), nn.Hardswish(), nn.Linear(6, 3), nn.Hardsigmoid())
+    x, y = _linear_batch()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ProxyWarning)
+        assert np.isfinite(_score(net, x, y, "grasp"))
+
+
 class ReLUBlock(nn.Sequential):
     """A container whose name says ReLU: nwot must count its ReLU child once, not the container."""
 

@@ -94,6 +94,20 @@ def _disable_batchnorm(net: nn.Module) -> None:
             m.forward = lambda x: x
 
 
+def _hard_sigmoid(x: torch.Tensor) -> torch.Tensor:
+    return torch.clamp(x + 3.0, 0.0, 6.0) / 6.0
+
+
+def _twice_differentiable(net: nn.Module) -> None:
+    """Give ``Hardsigmoid``/``Hardswish`` modules an equal forward built from ops that torch can
+    differentiate twice (its own kernels have no double backward): clamp(x + 3, 0, 6) / 6 and x times it."""
+    for m in net.modules():
+        if isinstance(m, nn.Hardsigmoid):
+            m.forward = _hard_sigmoid
+        elif isinstance(m, nn.Hardswish):
+            m.forward = lambda x: x * _hard_sigmoid(x)
+
+
 # -- proxies that need no gradient of a loss -------------------------------------------------------
 @_proxy
 def params(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
@@ -257,7 +271,8 @@ def plain(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
 def grasp(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     """GraSP (Wang et al. 2020) as in zero-cost-nas: g = ∂L/∂W from a first pass (held constant);
     a second pass builds ∂L/∂W with its graph, z = Σ g ⊙ ∂L/∂W, and ∂z/∂W = H g (Hessian-gradient
-    product); score Σ (−W ⊙ H g)."""
+    product); score Σ (−W ⊙ H g). Hardsigmoid/Hardswish get a twice-differentiable forward first."""
+    _twice_differentiable(net)
     weights = [layer.weight for layer in _weighted_layers(net)]
     if not weights:
         return 0.0
@@ -461,7 +476,8 @@ def make_batch(input_shape: Sequence[int], num_classes: int = 10, batch_size: in
 
 def score_specs(space, specs: Sequence[str], proxies: str | Sequence[str] | None = None, batch_size: int = 64,
                 profile: str = "zoo", seed: int = 0, data: str = "task"):
-    """Proxies of each spec of ``space`` at ``profile`` on one shared batch (:func:`make_batch`).
+    """Proxies of each spec of ``space`` at ``profile`` on one shared batch (:func:`make_batch`; one per
+    input shape where specs choose their resolution, as OFA's do).
 
     Returns a pandas DataFrame, one row per spec: ``spec`` (canonical), one column per proxy, then
     ``<proxy>_seconds``. ``params`` and ``flops`` come from ``graph_of(space, spec, profile)``.
@@ -477,13 +493,17 @@ def score_specs(space, specs: Sequence[str], proxies: str | Sequence[str] | None
     if not specs:
         raise ValueError("no specs given: score_specs needs at least one spec")
     prof = space.profile(profile)
-    x, y = make_batch(prof.input_shape, prof.num_classes, batch_size, seed, data)
+    batches: dict[tuple[int, ...], tuple[torch.Tensor, torch.Tensor]] = {}
     rows = []
     for i, spec in enumerate(specs):
         try:
             canonical = space.canonical(spec)
         except ValueError as err:
             raise ValueError(f"spec {i + 1} ({spec!r}): {err}") from None
+        shape = tuple(space.input_shape_of(canonical, profile)[1:])  # OFA specs choose their resolution
+        if shape not in batches:
+            batches[shape] = make_batch(shape, prof.num_classes, batch_size, seed, data)
+        x, y = batches[shape]
         graph = graph_of(space, canonical, profile) if {"params", "flops"} & set(names) else None
         net = space.build(canonical, profile)
         rows.append({"spec": canonical, **compute_proxies(net, x, y, names, seed, graph=graph, label=canonical)})
