@@ -164,3 +164,16 @@ def is_int(x) -> bool:
 
 __all__ = ["BN_EPS", "Bottleneck", "ClassifierHead", "ConvBNAct", "DepthwiseBNReLU6", "InceptionP", "InceptionS",
            "PoolBN", "divide_width", "is_int", "json_spec", "make_act"]
+
+
+def check_op_mix(ops, where: str, family: str, all_ops, conv_ops, supp_ops) -> tuple[str, ...]:
+    """The rule both Two-Path and Inception blocks share: known ops, at least one conv op, at most
+    one supplementary op."""
+    for op in ops:
+        if op not in all_ops:
+            raise ValueError(f"unknown {family} op {op!r} in {where}; allowed ops: {', '.join(all_ops)}")
+    if not any(op in conv_ops for op in ops):
+        raise ValueError(f"{where} needs at least one conv op ({', '.join(conv_ops)}), got {list(ops)}")
+    if sum(op in supp_ops for op in ops) > 1:
+        raise ValueError(f"{where} may have at most one supp op ({', '.join(supp_ops)}), got {list(ops)}")
+    return tuple(ops)

@@ -47,7 +47,7 @@ import torch
 import torch.nn as nn
 
 from .base import ZOO_INPUT_SHAPE, ZOO_NUM_CLASSES, Profile, Space
-from .gennape_ops import (ClassifierHead, ConvBNAct, DepthwiseBNReLU6, InceptionP, InceptionS, PoolBN,
+from .gennape_ops import (check_op_mix, ClassifierHead, ConvBNAct, DepthwiseBNReLU6, InceptionP, InceptionS, PoolBN,
                           divide_width, is_int, json_spec)
 
 CONV_OPS: tuple[str, ...] = (
@@ -139,14 +139,7 @@ class StageConfig:
 def _check_path_ops(ops: Any, where: str) -> tuple[str, ...]:
     if not isinstance(ops, (list, tuple)) or not ops:
         raise ValueError(f"{where}: 'ops' must be a non-empty list of op names, got {ops!r}")
-    for op in ops:
-        if op not in ALL_OPS:
-            raise ValueError(f"unknown inception op {op!r} in {where}; allowed ops: {', '.join(ALL_OPS)}")
-    if not any(op in CONV_OPS for op in ops):
-        raise ValueError(f"{where} needs at least one conv op ({', '.join(CONV_OPS)}), got {list(ops)}")
-    if sum(op in SUPP_OPS for op in ops) > 1:
-        raise ValueError(f"{where} may have at most one supp op ({', '.join(SUPP_OPS)}), got {list(ops)}")
-    return tuple(ops)
+    return check_op_mix(ops, where, "inception", ALL_OPS, CONV_OPS, SUPP_OPS)
 
 
 def _check_stage(stage: int, n_blocks: Any, paths: Any) -> StageConfig:

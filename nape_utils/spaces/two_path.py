@@ -42,7 +42,7 @@ import torch
 import torch.nn as nn
 
 from .base import ZOO_INPUT_SHAPE, ZOO_NUM_CLASSES, Profile, Space
-from .gennape_ops import Bottleneck, ClassifierHead, ConvBNAct, InceptionS, PoolBN, divide_width, is_int, json_spec
+from .gennape_ops import Bottleneck, check_op_mix, ClassifierHead, ConvBNAct, InceptionS, PoolBN, divide_width, is_int, json_spec
 
 CONV_OPS: tuple[str, ...] = (
     "conv3x3", "double3x3", "conv5x5", "bottleneck-r2-k3", "bottleneck-r4-k3", "bottleneck-e2-k3",
@@ -93,14 +93,7 @@ def _check_block(ops: Any, where: str) -> tuple[str, ...]:
         raise ValueError(f"{where} must be a list of op names, got {ops!r}")
     if not MIN_OPS_PER_BLOCK <= len(ops) <= MAX_OPS_PER_BLOCK:
         raise ValueError(f"{where} must have {MIN_OPS_PER_BLOCK}-{MAX_OPS_PER_BLOCK} ops, got {len(ops)}")
-    for op in ops:
-        if op not in ALL_OPS:
-            raise ValueError(f"unknown two_path op {op!r} in {where}; allowed ops: {', '.join(ALL_OPS)}")
-    if not any(op in CONV_OPS for op in ops):
-        raise ValueError(f"{where} needs at least one conv op ({', '.join(CONV_OPS)}), got {list(ops)}")
-    if sum(op in SUPP_OPS for op in ops) > 1:
-        raise ValueError(f"{where} may have at most one supp op ({', '.join(SUPP_OPS)}), got {list(ops)}")
-    return tuple(ops)
+    return check_op_mix(ops, where, "two_path", ALL_OPS, CONV_OPS, SUPP_OPS)
 
 
 def _check_path(blocks: Any, reduce_inds: Any, name: str) -> Path:
