@@ -250,7 +250,8 @@ def test_zoo_network_runs_and_traces_without_oov(name, seed):
     assert "oov" not in graph.op_names
     assert graph.params == n_params(net)
     pool = graph.op_names.index("global_pool")
-    assert graph.feature("h_in")[pool] >= 2  # the reductions leave at least 2x2
+    # the reductions leave at least 2x2 (1x1 for inception, whose zoo stem has stride 2 to stay cheap)
+    assert graph.feature("h_in")[pool] >= (1 if name == "inception" else 2)
     assert graph.flops <= 6e6 and n_params(net) <= 250_000
 
 

@@ -37,7 +37,8 @@ Width: as in vega, ``multiplier = floor(sqrt(n_param_limit / base))`` where ``ba
 conv weights of the network at channel ratios (1, 2, 4); every width is ``ratio × multiplier``. So the
 bottom-level conv weights stay within ``n_param_limit`` (4M in vega's CIFAR-10 config; the stem, head,
 biases, BN and 1×1 projections come on top; paper networks have about 3.5–4.3M parameters). The ``zoo``
-profile (16×16 input) uses a 30k limit and a 64-wide head: most networks get multiplier 1 (widths 1, 2,
+profile (16×16 input) uses a 30k limit, a 64-wide head and a stride-2 second stem conv (the cells run
+at 8×8 and below, so that a zoo run stays within seconds): most networks get multiplier 1 (widths 1, 2,
 4), since the bottom convs alone of a large generator exceed 30k weights at ratio widths.
 
 Departures from vega, all where vega's code is broken or untraceable (documented, deliberate):
@@ -425,17 +426,20 @@ class NAGONetwork(nn.Module):
     """vega's ``MasterNetwork`` (small-image branch) for a :class:`Logical` structure and a width multiplier."""
 
     def __init__(self, lg: Logical, multiplier: int, image_size: int, num_classes: int = 10,
-                 in_channels: int = 3, head_channels: int = 1280, dropout: float = 0.2):
+                 in_channels: int = 3, head_channels: int = 1280, dropout: float = 0.2, stem_stride: int = 1):
         super().__init__()
         if image_size >= 40:
             raise ValueError(f"nago builds vega's small-image network (input size < 40), got {image_size}")
         if image_size % 4:
             raise ValueError(f"nago needs an input size divisible by 4 (two reductions), got {image_size}")
+        if stem_stride not in (1, 2) or (image_size // stem_stride) % 4:
+            raise ValueError(f"nago's stem stride must be 1 or 2 and leave a size divisible by 4, got {stem_stride}")
+        image_size //= stem_stride  # the cells see the stem's output
         self.multiplier = multiplier
         c0 = CHANNEL_RATIOS[0] * multiplier
         self.stem = nn.Sequential(
             nn.Conv2d(in_channels, c0, kernel_size=3, padding=1), nn.BatchNorm2d(c0), nn.ReLU(),
-            nn.Conv2d(c0, c0, kernel_size=3, padding=1), nn.BatchNorm2d(c0),
+            nn.Conv2d(c0, c0, kernel_size=3, padding=1, stride=stem_stride), nn.BatchNorm2d(c0),
         )
         top = lg.top
         size = [image_size // 2**s for s in lg.stages]
@@ -492,7 +496,7 @@ class NAGOSpace(Space):
         "paper": Profile("paper", (3, 32, 32), 10,
                          {"n_param_limit": 4.0e6, "head_channels": 1280, "dropout": 0.2}),
         "zoo": Profile("zoo", ZOO_INPUT_SHAPE, ZOO_NUM_CLASSES,
-                       {"n_param_limit": 3.0e4, "head_channels": 64, "dropout": 0.2}),
+                       {"n_param_limit": 3.0e4, "head_channels": 64, "dropout": 0.2, "stem_stride": 2}),
     }
 
     # -- spec strings -----------------------------------------------------------------------------
@@ -575,7 +579,8 @@ class NAGOSpace(Space):
         return NAGONetwork(lg, width_multiplier(lg, p["n_param_limit"]), image_size=h,
                            num_classes=p.num_classes, in_channels=c,
                            head_channels=int(p.options.get("head_channels", 1280)),
-                           dropout=float(p.options.get("dropout", 0.2)))
+                           dropout=float(p.options.get("dropout", 0.2)),
+                           stem_stride=int(p.options.get("stem_stride", 1)))
 
     def input_shape(self, profile: str | Profile = "paper") -> tuple[int, int, int, int]:
         p = profile if isinstance(profile, Profile) else self.profile(profile)

@@ -1,7 +1,8 @@
 """One trainer for every family: a zoo network on the offline task, on one CPU thread.
 
-Fixed budget: ``epochs`` passes over the training split, SGD with Nesterov momentum and a cosine
-learning-rate schedule, batch 128, no augmentation. Everything is seeded (weights, batch order), so
+Fixed budget: ``epochs`` passes over the training split, SGD with Nesterov momentum, a linear
+warm-up over the first ``warmup`` fraction of steps then a cosine learning-rate schedule, no
+augmentation. Everything is seeded (weights, batch order), so
 the same (space, spec, seed, config) gives the same accuracy bit for bit on the same machine.
 """
 from __future__ import annotations
@@ -27,6 +28,7 @@ class TrainConfig:
     lr: float = 0.05
     momentum: float = 0.9
     weight_decay: float = 5e-4
+    warmup: float = 0.0      # fraction of all steps spent ramping the learning rate up from zero
     task: TaskConfig = field(default_factory=TaskConfig)
 
     def to_dict(self) -> dict:
@@ -38,6 +40,14 @@ def versions() -> dict[str, str]:
 
     return {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
             "nape": nape_utils.__version__}
+
+
+def lr_factor(step: int, total: int, warmup: float) -> float:
+    """Learning-rate multiplier: linear warm-up (steadier early steps for fragile nets), then cosine to 0."""
+    ramp = int(warmup * total)
+    if step < ramp:
+        return (step + 1) / ramp
+    return 0.5 * (1 + math.cos(math.pi * (step - ramp) / max(1, total - ramp)))
 
 
 def _evaluate(net: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 500) -> float:
@@ -65,7 +75,7 @@ def train_one(space: str, spec: str, seed: int, config: TrainConfig = TrainConfi
     total = config.epochs * steps_per_epoch
     opt = torch.optim.SGD(net.parameters(), lr=config.lr, momentum=config.momentum, nesterov=True,
                           weight_decay=config.weight_decay)
-    schedule = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 0.5 * (1 + math.cos(math.pi * step / total)))
+    schedule = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: lr_factor(step, total, config.warmup))
     order = torch.Generator().manual_seed(seed)
     losses: list[float] = []
     loss_fn = nn.CrossEntropyLoss()
