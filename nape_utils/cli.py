@@ -200,6 +200,18 @@ def cmd_zoo(args) -> None:
         print(zoo.export(args.store, args.out))
 
 
+def cmd_search(args) -> None:
+    from .search import search
+
+    result = search(args.space, args.estimator, generations=args.generations, population=args.population,
+                    seed=args.seed, profile=args.profile, objectives=args.objectives.split(","), out=args.out)
+    result.front[["spec", "accuracy", "flops", "params"]].to_csv(sys.stdout, index=False)
+    for row in result.history.itertuples():
+        print(f"generation {row.generation}: {row.n_evals} evaluations, hypervolume {row.hv:.4f}, "
+              f"front {row.front_size}", file=sys.stderr)
+    print(f"written to {args.out}", file=sys.stderr)
+
+
 def cmd_sweep(args) -> None:
     from .experiments.sweep import parse_grid, sweep
 
@@ -297,6 +309,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scheduler", help="dask scheduler address, e.g. tcp://10.0.0.5:8786")
     p.add_argument("--out", default="results/zoo/zoo.nc", help="NetCDF file for export")
     p.set_defaults(func=cmd_zoo)
+
+    p = sub.add_parser("search", help="NSGA-II over a space guided by an estimator: Pareto fronts and "
+                       "hypervolume per generation (front CSV on standard output)")
+    p.add_argument("space")
+    p.add_argument("--estimator", required=True, help="gennape[:MODEL], rwe, a proxy (synflow, jacov, ...), "
+                   "graf_rf[:LABELS], oracle[:LABELS] or random[:SCORER]")
+    p.add_argument("--generations", type=int, default=10)
+    p.add_argument("--population", type=int, default=16)
+    p.add_argument("--out", required=True, help="folder for front/fronts/history/evaluations CSV, meta.json, search.nc")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--profile", default="zoo", help="profile of FLOPs and proxies (default zoo)")
+    p.add_argument("--objectives", default="accuracy,flops", help="accuracy and flops and/or params")
+    p.set_defaults(func=cmd_search)
 
     p = sub.add_parser("sweep", help="run a notebook over a parameter grid, one results directory per point")
     p.add_argument("notebook")
