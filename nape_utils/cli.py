@@ -177,10 +177,9 @@ def _int_list(text: str, what: str) -> list[int]:
 
 def cmd_zoo(args) -> None:
     from . import zoo
-    from .spaces import space_names
 
     if args.action == "build":
-        spaces = args.spaces.split(",") if args.spaces else space_names()
+        spaces = args.spaces.split(",") if args.spaces else list(zoo.ZOO_SPACES)
         jobs = zoo.plan(spaces, args.archs, _int_list(args.seeds, "--seeds"), sample_seed=args.sample_seed)
         config = zoo.TrainConfig(epochs=args.epochs)
         ran = zoo.build_zoo(jobs, args.store, config, workers=args.workers, scheduler=args.scheduler)
@@ -300,10 +299,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("zoo", help="train the labelled zoo (resumable), show its status, export it to NetCDF")
     p.add_argument("action", choices=["build", "status", "export"])
     p.add_argument("--store", default="results/zoo/zoo.sqlite")
-    p.add_argument("--spaces", help="comma-separated families (default: all)")
+    p.add_argument("--spaces", help="comma-separated families (default: the eleven zoo families)")
     p.add_argument("--archs", type=int, default=200, help="architectures per family")
     p.add_argument("--seeds", default="0,1", help="training seeds, comma-separated")
-    p.add_argument("--epochs", type=int, default=4, help="training budget")
+    p.add_argument("--epochs", type=int, default=5, help="training budget (epochs; the default is TrainConfig's)")
     p.add_argument("--sample-seed", type=int, default=0, help="seed that picks the architectures")
     p.add_argument("--workers", type=int, default=1, help="local worker processes")
     p.add_argument("--scheduler", help="dask scheduler address, e.g. tcp://10.0.0.5:8786")

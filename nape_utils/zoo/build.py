@@ -13,6 +13,9 @@ from .store import ZooStore
 from .train import TrainConfig, train_one
 
 DEFAULT_STORE = Path("results/zoo/zoo.sqlite")
+#: the shipped zoo's families: the eleven GENNAPE measures (TransNAS-Bench-101's spaces can be added)
+ZOO_SPACES = ("nb101", "nb201", "nb301", "ofa_mbv3", "ofa_pn", "ofa_resnet", "hiaml", "inception", "two_path",
+              "nago", "ghn_random")
 
 
 def plan(spaces: Iterable[str], n_archs: int, seeds: Iterable[int], sample_seed: int = 0) -> list[tuple[str, str, int]]:

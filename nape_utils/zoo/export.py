@@ -45,8 +45,10 @@ def to_dataset(runs: pd.DataFrame, budget: int | None = None, config: dict | Non
 
 
 def spearman_brown(r: float, k: int) -> float:
-    """Reliability of the mean of k measurements whose pairwise correlation is r."""
-    return k * r / (1 + (k - 1) * r)
+    """Reliability of the mean of k measurements whose pairwise correlation is r (NaN where undefined,
+    e.g. r = -1 with k = 2)."""
+    denominator = 1 + (k - 1) * r
+    return k * r / denominator if denominator != 0 else float("nan")
 
 
 def label_quality(ds) -> pd.DataFrame:

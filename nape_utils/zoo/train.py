@@ -23,12 +23,12 @@ from ..spaces import get_space
 
 @dataclass(frozen=True)
 class TrainConfig:
-    epochs: int = 4
-    batch_size: int = 128
+    epochs: int = 5
+    batch_size: int = 64
     lr: float = 0.05
     momentum: float = 0.9
     weight_decay: float = 5e-4
-    warmup: float = 0.0      # fraction of all steps spent ramping the learning rate up from zero
+    warmup: float = 0.1      # fraction of all steps spent ramping the learning rate up from zero
     task: TaskConfig = field(default_factory=TaskConfig)
 
     def to_dict(self) -> dict:
