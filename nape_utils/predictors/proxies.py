@@ -262,7 +262,12 @@ def snip(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
 
 @_proxy
 def plain(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
-    """Σ (∂L/∂W ⊙ W), signed."""
+    """Σ (∂L/∂W ⊙ W), signed, no absolute value: zero-cost-nas' and NASLib's ``plain``, checked term by term.
+
+    Expect a noisy ranking: a conv followed by train-mode batch norm leaves L invariant to its weights'
+    scale, so its term Σ W ⊙ ∂L/∂W = dL(αW)/dα at α = 1 is zero; only the classifier and convs without
+    a batch norm after them (NB-201's residual shortcuts) contribute, a sum of both signs that hinges on
+    the initialisation and the batch (on NB-201 it ranks cells differently under another seed)."""
     _backward_loss(net, x, y)
     return _sum_over_weights(net, lambda w, g: (w * g).sum())
 
