@@ -288,3 +288,10 @@ def test_cli_proxies_unknown_name_exits_2(monkeypatch, capsys):
     monkeypatch.setattr("sys.stdin", io.StringIO(SPEC + "\n"))
     assert main(["proxies", "nb201", "--archs", "-", "--proxies", "nope"]) == 2
     assert "known proxies" in capsys.readouterr().err
+
+
+def test_score_specs_is_repeatable_and_independent_of_order():
+    specs = get_space("nb201").sample_many(3, seed=4)
+    one = score_specs("nb201", specs, ["synflow", "snip"], batch_size=16).set_index("spec")
+    two = score_specs("nb201", specs[::-1], ["synflow", "snip"], batch_size=16).set_index("spec")
+    assert np.allclose(one.loc[specs, ["synflow", "snip"]], two.loc[specs, ["synflow", "snip"]])

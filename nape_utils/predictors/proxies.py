@@ -510,6 +510,7 @@ def score_specs(space, specs: Sequence[str], proxies: str | Sequence[str] | None
             batches[shape] = make_batch(shape, prof.num_classes, batch_size, seed, data)
         x, y = batches[shape]
         graph = graph_of(space, canonical, profile) if {"params", "flops"} & set(names) else None
+        torch.manual_seed(seed)  # each network's initial weights depend on (spec, seed) only, not on its place
         net = space.build(canonical, profile)
         rows.append({"spec": canonical, **compute_proxies(net, x, y, names, seed, graph=graph, label=canonical)})
     columns = ["spec", *names, *(f"{n}_seconds" for n in names)]
