@@ -86,6 +86,15 @@ def cmd_graf(args) -> None:
         table.to_csv(handle, index=False)
 
 
+def cmd_rwe(args) -> None:
+    from .predictors.rwe import rwe_scores
+
+    frame = rwe_scores(args.space, _read_archs(args.archs), progress=not args.quiet, n_train=args.n_train,
+                       seed=args.seed, size=args.size, profile=args.profile)
+    with _out(args.out) as handle:
+        frame.to_csv(handle, index=False)
+
+
 def cmd_predict(args) -> None:
     from .encoders import featurize
     from .graphs import graph_of
@@ -136,16 +145,20 @@ def cmd_run(args) -> None:
 def cmd_bench(args) -> None:
     import json
 
-    from .experiments.bench import bench_graf, bench_graphs, bench_predict
+    from .experiments.bench import bench_graf, bench_graphs, bench_predict, bench_rwe
 
     if args.what == "graphs":
-        report = bench_graphs(args.spaces.split(","), n_fast=args.n, out=args.out or "results/bench/graphs.json")
+        spaces = args.spaces or "nb101,nb201,nb301"
+        report = bench_graphs(spaces.split(","), n_fast=args.n, out=args.out or "results/bench/graphs.json")
+    elif args.what == "rwe":
+        report = bench_rwe(args.spaces.split(",") if args.spaces else None, n=args.n if args.n != 1000 else 5,
+                           out=args.out or "results/bench/rwe.json")
     elif args.what == "predict":
         report = bench_predict(args.model, n=args.n if args.n != 1000 else None, workers=args.workers,
                                out=args.out or "results/bench/predict.json")
     else:
         report = bench_graf(n_other=args.n, out=args.out or "results/bench/graf.json")
-    for row in report["results"]:
+    for row in report["results"] + report.get("ranking", []):
         print(json.dumps(row))
 
 
@@ -259,6 +272,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="CSV file (default: standard output)")
     p.set_defaults(func=cmd_graf)
 
+    p = sub.add_parser("rwe", help="CSV of each spec's random-weight evaluation: validation accuracy (%%) of its "
+                       "random network with only the last layer fitted, and seconds")
+    p.add_argument("space")
+    p.add_argument("--archs", required=True, help="file with one spec per line, or - for standard input")
+    p.add_argument("--n-train", type=int, default=1000, help="training images the last layer is fitted on")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random weights")
+    p.add_argument("--size", type=int, help="input resolution, the task's canvas size (default: the profile's)")
+    p.add_argument("--profile", default="zoo", help="zoo (small, default) or paper (the benchmark's network)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--out", help="CSV file (default: standard output)")
+    p.set_defaults(func=cmd_rwe)
+
     p = sub.add_parser("predict", help="CSV of a GENNAPE model's predicted accuracy for each spec")
     p.add_argument("space")
     p.add_argument("--archs", required=True, help="file with one spec per line, or - for standard input")
@@ -282,12 +307,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("bench", help="speed benchmarks, written to results/bench/")
-    p.add_argument("what", choices=["graphs", "graf", "predict"])
+    p.add_argument("what", choices=["graphs", "graf", "predict", "rwe"])
     p.add_argument("--model", help="predict: a shipped model name or checkpoint (default: untrained, timing only)")
     p.add_argument("--workers", type=int, default=2, help="predict: processes building graphs")
-    p.add_argument("--spaces", default="nb101,nb201,nb301")
+    p.add_argument("--spaces", help="comma-separated families (graphs: default nb101,nb201,nb301; rwe: all)")
     p.add_argument("-n", type=int, default=1000, help="architectures per space on the fast path (graf: per "
-                   "space other than nb201, which always times all 15,625 cells)")
+                   "space other than nb201, which always times all 15,625 cells; rwe: specs timed per family, default 5)")
     p.add_argument("--out")
     p.set_defaults(func=cmd_bench)
 

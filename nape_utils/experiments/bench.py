@@ -117,3 +117,78 @@ def bench_predict(model: str | None = None, *, n: int | None = None, workers: in
 def _featurize_chunk(specs: list[str]) -> list:
     torch.set_num_threads(1)
     return [_featurize_spec(s) for s in specs]
+
+
+def _pilot_labels(store: str | Path):
+    """(space, spec) → seed-mean test accuracy of the store's largest budget (archs with every seed), and
+    the store's task configuration. Read through an immutable connection: the store file is never touched."""
+    import sqlite3
+
+    import pandas as pd
+
+    path = Path(store)
+    if not path.is_file():
+        raise FileNotFoundError(f"no zoo store at {path}; give a store built by `nape zoo build`")
+    db = sqlite3.connect(f"file:{path.resolve()}?immutable=1", uri=True)
+    try:
+        runs = pd.read_sql_query("SELECT space, spec, seed, budget, test_accuracy FROM runs", db)
+        config = json.loads(db.execute("SELECT value FROM config WHERE key = 'zoo'").fetchone()[0])
+    finally:
+        db.close()
+    runs = runs[runs["budget"] == runs["budget"].max()]
+    seeds = runs["seed"].nunique()
+    labels = runs.groupby(["space", "spec"])["test_accuracy"].agg(["mean", "count"])
+    return labels.loc[labels["count"] == seeds, "mean"].rename("label").reset_index(), config.get("task", {})
+
+
+def bench_rwe(spaces: list[str] | None = None, *, n: int = 5, n_train: int = 1000, seed: int = 0,
+              store: str | Path = "results/zoo/pilot-4ep.sqlite", out: str | Path = "results/bench/rwe.json") -> dict:
+    """RWE on one core: wall and CPU seconds per network (build, features, fit, validation) for ``n``
+    sampled specs of every family (default: all of ``space_names()``; one more spec is scored first as a
+    warm-up, so the task's rendering is not timed), and Spearman ρ of RWE against the trained labels
+    (seed-mean test accuracy) of every family in the zoo ``store``, on the store's own task and on the
+    current default task."""
+    from dataclasses import asdict
+
+    import numpy as np
+
+    from ..data.task import TaskConfig
+    from ..metrics import spearman
+    from ..predictors.rwe import RWE
+    from ..spaces import space_names
+
+    torch.set_num_threads(1)
+    timing = []
+    for name in spaces or space_names():
+        est = RWE(n_train=n_train, seed=seed)
+        specs = get_space(name).sample_many(n + 1, seed=seed)
+        est.score(name, specs[0])  # warm-up: imports, task rendering
+        wall, cpu, acc = [], [], []
+        for spec in specs[1:]:  # wall time suffers from other processes on the machine; CPU time does not
+            start, start_cpu = time.perf_counter(), time.process_time()
+            acc.append(est.score(name, spec))
+            wall.append(time.perf_counter() - start)
+            cpu.append(time.process_time() - start_cpu)
+        timing.append({"space": name, "n": len(wall), "seconds_mean": round(float(np.mean(wall)), 3),
+                       "seconds_max": round(float(np.max(wall)), 3), "cpu_seconds_mean": round(float(np.mean(cpu)), 3),
+                       "cpu_seconds_max": round(float(np.max(cpu)), 3), "rwe_accuracy_mean": round(float(np.mean(acc)), 2)})
+    labels, store_task = _pilot_labels(store)
+    ranking = []
+    for task_name, task in (("store", TaskConfig(**store_task)), ("default", TaskConfig())):
+        est = RWE(n_train=min(n_train, task.n_train), seed=seed, task=task)
+        for name, group in labels.groupby("space"):
+            table = est.score_specs(name, group["spec"].tolist(), progress=False)
+            scores = table["rwe_accuracy"].to_numpy()
+            ok = np.isfinite(scores)
+            ranking.append({"space": name, "task": task_name, "n": int(ok.sum()),
+                            "spearman": round(spearman(group["label"].to_numpy()[ok], scores[ok]), 3),
+                            "rwe_accuracy_mean": round(float(np.nanmean(scores)), 2),
+                            "rwe_accuracy_std": round(float(np.nanstd(scores)), 2)})
+    report = {"benchmark": "rwe", "machine": machine(),
+              "params": {"n_train": n_train, "seed": seed, "profile": "zoo", "store": str(store),
+                         "store_task": store_task, "default_task": asdict(TaskConfig())},
+              "results": timing, "ranking": ranking}
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    return report

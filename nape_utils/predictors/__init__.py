@@ -14,6 +14,13 @@ _LAZY = {
     "compute_proxies": "proxies",
     "make_batch": "proxies",
     "score_specs": "proxies",
+    "RWE": "rwe",
+    "RWEWarning": "rwe",
+    "final_linear": "rwe",
+    "fit_last_layer": "rwe",
+    "rwe_network": "rwe",
+    "rwe_score": "rwe",
+    "rwe_scores": "rwe",
 }
 
 
