@@ -33,8 +33,8 @@ convs instead of one 7×7 conv. ``{"d":[2,1,2,2,1],"e":[0.25,...],"w":[2,2,2,2,2
 The ``paper`` input is (3, r, r) with r from the spec: use :meth:`OFAResNetSpace.input_shape_of`;
 ``input_shape("paper")`` is the largest, (1, 3, 224, 224). The ``zoo`` profile keeps every elastic
 choice and the topology rules at small widths (stem 16 and stages 24, 32, 48, 64 before the width
-multipliers, channels rounded to integers rather than multiples of 8), with a stride-2 stem conv and
-stage strides 1, 2, 2, 1 for 16×16 inputs (1×1 before the pool, so that a zoo run stays within seconds; the last stage's first block keeps its
+multipliers, channels rounded to integers rather than multiples of 8), with a stride-1 stem conv and
+stage strides 1, 2, 2, 1 for 16×16 inputs (2×2 before the pool; the last stage's first block keeps its
 ``avgpool_conv`` shortcut, with a kernel-1 pool).
 """
 from __future__ import annotations
@@ -190,7 +190,7 @@ class OFAResNetSpace(OFASpace):
         "paper": _PAPER,
         "zoo": Profile("zoo", ZOO_INPUT_SHAPE, ZOO_NUM_CLASSES, {
             "stem_width": 16, "stage_widths": (24, 32, 48, 64), "width_mults": WIDTH_MULTS, "divisor": 1,
-            "stem_stride": 2, "stage_strides": (1, 2, 2, 1), "bn_eps": 1e-5, "fixed_resolution": True}),
+            "stem_stride": 1, "stage_strides": (1, 2, 2, 1), "bn_eps": 1e-5, "fixed_resolution": True}),
     }
 
     # -- parse / format -----------------------------------------------------------------------------
