@@ -255,7 +255,7 @@ class RWE:
     Parameters
     ----------
     n_train: training images the classifier is fitted on (the first ``n_train`` of the task's training
-        split, which is already in random order), 10 … the split's size (4,000 by default).
+        split, which is already in random order), 10 … the split's size (3,000 by default).
     seed: torch seed of the random initialisation (the caller's RNG state is left as it was).
     size: input resolution = the task's canvas size (``TaskConfig.size``, ≥ 12). ``None``: the
         profile's own (16 for ``zoo``). Every zoo family runs at 16, 24 and 32; some (NB-301, NAGO,
