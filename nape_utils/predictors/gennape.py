@@ -18,7 +18,7 @@ import torch
 import torch.nn as nn
 from tqdm.auto import tqdm
 
-from ..encoders import GraphEncoder, collate, featurize
+from ..encoders import GraphEncoder, batch_graphs, collate, featurize
 from ..encoders.contrastive import ContrastiveConfig, pretrain
 from ..graphs import ComputationGraph
 from .fuzzy import fuzzy_cmeans, memberships
@@ -66,11 +66,27 @@ class _Model(nn.Module):
         return (self.weights(z) * outputs).sum(1)
 
 
-def _as_data(graphs) -> list:
+def _as_items(graphs) -> list:
     items = list(graphs)
     if not items:
         raise ValueError("no architectures given")
-    return [featurize(g) if isinstance(g, ComputationGraph) else g for g in items]
+    return items
+
+
+def _as_data(graphs) -> list:
+    return [featurize(g) if isinstance(g, ComputationGraph) else g for g in _as_items(graphs)]
+
+
+def _has_oov(graph) -> bool:
+    ops = graph.ops if isinstance(graph, ComputationGraph) else graph.op.numpy()
+    return bool((ops == 0).any())
+
+
+def _batch(items: list):
+    """One batch of ComputationGraphs (featurized together) or of featurized graphs."""
+    if all(isinstance(g, ComputationGraph) for g in items):
+        return batch_graphs(items)
+    return collate([featurize(g) if isinstance(g, ComputationGraph) else g for g in items])
 
 
 def _labels(y, n: int) -> np.ndarray:
@@ -99,20 +115,19 @@ class GENNAPE:
         self.fitted = False
 
     # -- target transform --------------------------------------------------------------------------
-    def _divisor(self, data: list) -> np.ndarray:
-        flops = np.array([d.flops.item() for d in data])
-        return np.log10(flops + 1) + 1 if self.config.flops_transform else np.ones(len(data))
+    def _divisor(self, flops: np.ndarray) -> np.ndarray:
+        return np.log10(flops + 1) + 1 if self.config.flops_transform else np.ones(len(flops))
 
     def _transform(self, y: np.ndarray, data: list, refit: bool) -> np.ndarray:
-        t = y / self._divisor(data)
+        t = y / self._divisor(np.array([d.flops.item() for d in data]))
         if refit:
             self.target_stats = (float(t.mean()), float(t.std()) or 1.0)
         mean, std = self.target_stats
         return (t - mean) / std
 
-    def _inverse(self, t: np.ndarray, data: list) -> np.ndarray:
+    def _inverse(self, t: np.ndarray, flops: np.ndarray) -> np.ndarray:
         mean, std = self.target_stats
-        return (t * std + mean) * self._divisor(data)
+        return (t * std + mean) * self._divisor(flops)
 
     # -- training ----------------------------------------------------------------------------------
     def pretrain(self, views: list[list], config: ContrastiveConfig = ContrastiveConfig(), progress: bool = True):
@@ -174,18 +189,24 @@ class GENNAPE:
         self._train(data, target, epochs, batch_size, lr, clip, progress)
         return self
 
-    def predict(self, graphs, batch_size: int = 512) -> np.ndarray:
-        """Predicted accuracies (in the units of the training labels)."""
+    def predict(self, graphs, batch_size: int = 128) -> np.ndarray:
+        """Predicted accuracies (in the units of the training labels) of ComputationGraphs or
+        featurized graphs. ComputationGraphs are featurized a batch at a time, never one by one;
+        batches of ~100 graphs keep each layer's activations in cache."""
         self._require_fitted()
-        data = _as_data(graphs)
-        unknown = [i for i, d in enumerate(data) if bool((d.op == 0).any())]
+        items = _as_items(graphs)
+        unknown = [i for i, g in enumerate(items) if _has_oov(g)]
         if unknown:
             raise ValueError(f"{len(unknown)} architecture(s) (first: #{unknown[0]}) have ops outside nape's vocabulary "
                              "('oov' nodes), which this model cannot represent; see the warning from from_module")
         self.model.eval()
-        with torch.no_grad():
-            t = torch.cat([self.model(collate(data[i:i + batch_size])) for i in range(0, len(data), batch_size)])
-        return self._inverse(t.numpy().astype(float), data)
+        outputs, flops = [], []
+        with torch.inference_mode():
+            for start in range(0, len(items), batch_size):
+                batch = _batch(items[start:start + batch_size])
+                outputs.append(self.model(batch))
+                flops.append(batch.flops)
+        return self._inverse(torch.cat(outputs).numpy().astype(float), torch.cat(flops).numpy().astype(float))
 
     def embed(self, graphs) -> np.ndarray:
         return self._embed(_as_data(graphs)).numpy()
