@@ -88,3 +88,21 @@ def test_run_executes_into_a_run_directory(capsys, tiny_notebook, tmp_path):
     assert yaml.safe_load((run_dir / "params.yaml").read_text())["n"] == 5
     assert (run_dir / "out.txt").read_text() == "10"  # results_dir was pointed at the run directory
     assert (run_dir / "07_tiny.ipynb").is_file()
+
+
+def test_predict_scores_each_spec_with_a_shipped_model(capsys, monkeypatch):
+    from nape_utils.graphs import graph_of
+    from nape_utils.predictors.pretrained import load_pretrained
+
+    specs = ["(4, 0, 3, 1, 4, 3)",
+             "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|"]
+    code, out, _ = run(capsys, "predict", "nb201", "--archs", "-", "--model", "nb101-cifar10",
+                       stdin="\n".join(specs), monkeypatch=monkeypatch)
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert code == 0 and len(rows) == 2 and rows[0]["spec"].startswith("|avg_pool_3x3~0|")
+    model, _ = load_pretrained("nb101-cifar10")
+    expected = model.predict([graph_of("nb201", rows[1]["spec"], "paper")])[0]
+    assert float(rows[1]["prediction"]) == pytest.approx(expected, abs=1e-4)
+    code, _, err = run(capsys, "predict", "nb201", "--archs", "-", "--model", "no-such-model",
+                       stdin=specs[0], monkeypatch=monkeypatch)
+    assert code == 2 and "no-such-model" in err
