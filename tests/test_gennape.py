@@ -115,3 +115,60 @@ def test_bad_input(nb201_data, tmp_path):
     torch.save({"format": "other"}, tmp_path / "other.pt")
     with pytest.raises(ValueError, match="incompatible version"):
         GENNAPE.load(tmp_path / "other.pt")
+
+
+def test_channel_scaling_modes(nb201_data):
+    from nape_utils.encoders.gnn import scale_channels
+
+    graphs, _ = nb201_data
+    batch = collate([featurize(g) for g in graphs[:3]])
+    assert torch.equal(scale_channels(batch.res, "linear", batch.batch), batch.res)
+    relative = scale_channels(batch.res, "relative", batch.batch)
+    for i in range(3):  # the widest channel count of each graph reads 1
+        assert float(relative[batch.batch == i, 4:].max()) == pytest.approx(1.0)
+    assert torch.equal(relative[:, :4], batch.res[:, :4])
+    log = scale_channels(batch.res, "log", batch.batch)
+    assert float(log[:, 4:].max()) <= 1 and bool((log[:, 4:] >= batch.res[:, 4:]).all())
+    for mode in ("log", "relative"):
+        assert GraphEncoder(channels=mode)(batch).shape == (3, 32)
+    with pytest.raises(ValueError, match="unknown channel scaling"):
+        GraphEncoder(channels="sqrt")
+
+
+def test_checkpoint_without_channel_setting_reads_channels_linearly(nb201_data, tmp_path):
+    graphs, y = nb201_data
+    model = GENNAPE(epochs=1, n_clusters=2, channels="linear").fit(graphs, y, progress=False)
+    blob = torch.load(model.save(tmp_path / "old.pt"), weights_only=True)
+    del blob["config"]["channels"]  # as written before the setting existed
+    torch.save(blob, tmp_path / "old.pt")
+    assert GENNAPE.load(tmp_path / "old.pt").config.channels == "linear"
+    blob["config"]["future_setting"] = 1
+    torch.save(blob, tmp_path / "new.pt")
+    with pytest.raises(ValueError, match="newer, incompatible version"):
+        GENNAPE.load(tmp_path / "new.pt")
+
+
+def test_fine_tune_can_keep_the_training_standardisation(nb201_data):
+    graphs, y = nb201_data
+    model = GENNAPE(epochs=1, n_clusters=2).fit(graphs[:30], y[:30], progress=False)
+    stats = model.target_stats
+    kept = model.copy().fine_tune(graphs[30:], y[30:] + 20, epochs=1, restandardise=False, progress=False)
+    assert kept.target_stats == stats
+    refit = model.copy().fine_tune(graphs[30:], y[30:] + 20, epochs=1, progress=False)
+    assert refit.target_stats != stats
+
+
+def test_study_gives_one_tidy_row_per_setting_and_seed(nb201_data):
+    from nape_utils.experiments.transfer import study, study_summary
+
+    graphs, y = nb201_data
+    data = [featurize(g) for g in graphs]
+    views = [view_graphs("nb201", g.meta["spec"]) for g in graphs[:8]]
+    bundle = {"g101": data[:25], "y101": y[:25], "g201": data[25:], "y201": y[25:], "views": views}
+    settings = {"plain": {"config": {"epochs": 2, "n_clusters": 2}, "contrastive": None, "fine_tune": {"epochs": 1}},
+                "pretrained": {"config": {"epochs": 2, "n_clusters": 2}, "contrastive": {"epochs": 1, "batch_size": 4},
+                               "ensemble": 2, "fine_tune": {"epochs": 1}}}
+    table = study(settings, bundle, seeds=(0, 1), k=5, progress=False)
+    assert len(table) == 4 and {"zero_shot_spearman", "5_shot_spearman", "setting_json"} <= set(table.columns)
+    summary = study_summary(table)
+    assert summary["setting"].tolist() == ["plain", "pretrained"] and (summary["seeds"] == 2).all()

@@ -20,8 +20,9 @@ import numpy as np
 import torch
 import torch.nn as nn
 from torch_geometric.nn import GATConv, GCNConv, GINConv, GraphConv, global_mean_pool
+from torch_geometric.utils import scatter
 
-from .features import MAX_KERNEL, N_OPS
+from .features import CHANNEL_SCALE, MAX_KERNEL, N_OPS
 
 GNN_TYPES = ("graphconv", "gin", "gat", "gcn")
 #: layers whose aggregation is a plain sum over in-edges, i.e. a product with the adjacency matrix
@@ -58,23 +59,59 @@ def _tanh(h: torch.Tensor) -> torch.Tensor:
     return h
 
 
+#: how the channel entries of the resolution vector (C / CHANNEL_SCALE from the featurizer) are read:
+#: ``linear`` as they are (GENNAPE's C / 512); ``log`` log2(1 + C) / log2(1 + 512); ``relative`` C divided
+#: by the widest channel count of the same graph, so a cell family at 16–64 channels looks like one at 128–512
+CHANNEL_MODES = ("linear", "log", "relative")
+
+
+def scale_channels(res: torch.Tensor, mode: str, batch: torch.Tensor | None = None) -> torch.Tensor:
+    """The resolution vectors [N, 6] with the channel entries (last two) rescaled by ``mode``."""
+    if mode == "linear":
+        return res
+    channels = res[:, 4:]
+    if mode == "log":
+        channels = torch.log2(1 + channels * CHANNEL_SCALE) / torch.log2(torch.tensor(1 + CHANNEL_SCALE))
+    elif mode == "relative":
+        if batch is None:
+            batch = torch.zeros(len(res), dtype=torch.long, device=res.device)
+        widest = scatter(channels.amax(1), batch, dim=0, reduce="max").clamp_min(1e-9)
+        channels = channels / widest[batch, None]
+    else:
+        raise ValueError(f"unknown channel scaling {mode!r}; choose one of {', '.join(CHANNEL_MODES)}")
+    return torch.cat([res[:, :4], channels], dim=1)
+
+
 class NodeEmbedding(nn.Module):
-    def __init__(self, dim: int = 32, n_ops: int = N_OPS):
+    """``op_init="zero"`` starts the op-type tables at zero, so an op that training never shows the model
+    (NB-201's avgpool, identity and zero for a model trained on NB-101) carries no op-type signal
+    instead of a random N(0, 1) vector that differs from seed to seed; ``"normal"`` is PyTorch's default."""
+
+    def __init__(self, dim: int = 32, n_ops: int = N_OPS, channels: str = "linear", op_init: str = "zero"):
         super().__init__()
         if dim < 16:
             raise ValueError(f"the node embedding needs dim ≥ 16, got {dim}")
+        if channels not in CHANNEL_MODES:
+            raise ValueError(f"unknown channel scaling {channels!r}; choose one of {', '.join(CHANNEL_MODES)}")
+        self.channels = channels
         self.res_regular = nn.Linear(6, 8)
         self.op_regular = nn.Embedding(n_ops, dim - 8)
         self.res_weighted = nn.Linear(6, 8)
         self.op_weighted = nn.Embedding(n_ops, dim - 18)
+        if op_init == "zero":
+            nn.init.zeros_(self.op_regular.weight)
+            nn.init.zeros_(self.op_weighted.weight)
+        elif op_init != "normal":
+            raise ValueError(f"unknown op-embedding initialisation {op_init!r}; choose 'zero' or 'normal'")
         self.kernel_h = nn.Embedding(MAX_KERNEL + 1, 4)
         self.kernel_w = nn.Embedding(MAX_KERNEL + 1, 4)
         self.bias = nn.Linear(2, 2)
 
     def forward(self, data) -> torch.Tensor:
-        regular = torch.cat([self.op_regular(data.op), self.res_regular(data.res)], dim=1)
+        res = scale_channels(data.res, self.channels, getattr(data, "batch", None))
+        regular = torch.cat([self.op_regular(data.op), self.res_regular(res)], dim=1)
         bias = nn.functional.one_hot(data.bias, 2).float()
-        weighted = torch.cat([self.op_weighted(data.op), self.res_weighted(data.res), self.kernel_h(data.kernel[:, 0]),
+        weighted = torch.cat([self.op_weighted(data.op), self.res_weighted(res), self.kernel_h(data.kernel[:, 0]),
                               self.kernel_w(data.kernel[:, 1]), self.bias(bias)], dim=1)
         return torch.where(data.weighted[:, None], weighted, regular)
 
@@ -94,10 +131,12 @@ def _layer(kind: str, dim: int) -> nn.Module:
 class GraphEncoder(nn.Module):
     """CG batch → graph embeddings [n_graphs, dim]."""
 
-    def __init__(self, dim: int = 32, layers: int = 6, gnn: str = "graphconv", dropout: float = 0.0):
+    def __init__(self, dim: int = 32, layers: int = 6, gnn: str = "graphconv", dropout: float = 0.0,
+                 channels: str = "linear", op_init: str = "zero"):
         super().__init__()
-        self.config = {"dim": dim, "layers": layers, "gnn": gnn, "dropout": dropout}
-        self.embed = NodeEmbedding(dim)
+        self.config = {"dim": dim, "layers": layers, "gnn": gnn, "dropout": dropout, "channels": channels,
+                       "op_init": op_init}
+        self.embed = NodeEmbedding(dim, channels=channels, op_init=op_init)
         self.convs = nn.ModuleList(_layer(gnn, dim) for _ in range(layers))
         self.dropout = nn.Dropout(dropout)
         self.dim = dim

@@ -60,3 +60,93 @@ def few_shot(model: GENNAPE, graphs: list, y, k: int = 50, seeds=(0, 1, 2), epoc
         after = evaluate(y[test], tuned.predict([graphs[i] for i in test]))
         rows.append({"seed": seed, **{f"zero_shot_{m}": v for m, v in before.items()}, **after})
     return pd.DataFrame(rows)
+
+
+# -- the NB-101 → NB-201 study ---------------------------------------------------------------------
+#: reference figures on the NB-201 development slice (Spearman): FLOPs alone on its 500 cells, and the
+#: GENNAPE paper (zero-shot, 50-shot)
+NB201_DEV_FLOPS_SPEARMAN = 0.721
+PAPER_NB201 = {"zero_shot": 0.815, "50_shot": 0.910}
+
+
+def study_data(data_dir: str | Path, pretrain_cells: int = 500, view_seed: int = 100) -> dict:
+    """What :func:`study` reads, built once: featurized real NB-101 cells and labels, the NB-201
+    development slice, and contrastive views of ``pretrain_cells`` sampled NB-101 cells (no labels)."""
+    from ..encoders.contrastive import view_graphs
+    from ..spaces import get_space
+
+    train, dev = real_nb101(data_dir), nb201_dev(data_dir)
+    specs = get_space("nb101").sample_many(pretrain_cells, seed=view_seed) if pretrain_cells else []
+    return {"g101": graphs_of("nb101", train["spec"], "paper"), "y101": train["val_accuracy"].to_numpy(float),
+            "g201": graphs_of("nb201", dev["spec"], "paper"), "y201": dev["val_accuracy"].to_numpy(float),
+            "views": [view_graphs("nb101", s) for s in specs]}
+
+
+def _study_members(setting: dict, seed: int, data: dict) -> list[GENNAPE]:
+    from ..encoders.contrastive import ContrastiveConfig
+    from ..predictors.gennape import GENNAPEConfig
+
+    members = []
+    for j in range(int(setting.get("ensemble", 1))):
+        member_seed = seed * 100 + j
+        model = GENNAPE(GENNAPEConfig(**{**setting.get("config", {}), "seed": member_seed}))
+        if setting.get("contrastive") is not None:
+            options = dict(setting["contrastive"])
+            cells = options.pop("cells", len(data["views"]))
+            if cells > len(data["views"]):
+                raise ValueError(f"the setting asks for {cells} pretraining cells; study_data built {len(data['views'])}")
+            model.pretrain(data["views"][:cells], ContrastiveConfig(**{**options, "seed": member_seed}), progress=False)
+        members.append(model.fit(data["g101"], data["y101"], progress=False))
+    return members
+
+
+def study(settings: dict[str, dict], data: dict, *, seeds=(0, 1, 2), k: int = 50, progress: bool = True) -> pd.DataFrame:
+    """Train on the real NB-101 cells only, evaluate on the NB-201 development slice.
+
+    ``settings`` maps a name to ``{"config": GENNAPEConfig overrides, "contrastive": ContrastiveConfig
+    overrides plus ``cells`` (None: no pretraining), "ensemble": models averaged (default 1),
+    "fine_tune": GENNAPE.fine_tune keyword overrides}``; ``data`` comes from :func:`study_data`.
+    Per setting and seed, one tidy row: zero-shot metrics on all cells, and after fine-tuning a copy on
+    k cells drawn with that seed, the metrics on the rest (with the zero-shot Spearman on the same rest).
+    """
+    import json
+    import time
+
+    from ..metrics import evaluate
+
+    g201, y201 = data["g201"], data["y201"]
+    rows = []
+    for name, setting in settings.items():
+        for seed in seeds:
+            start = time.perf_counter()
+            members = _study_members(setting, seed, data)
+            predict = lambda models, graphs: np.mean([m.predict(graphs) for m in models], axis=0)  # noqa: E731
+            zero = evaluate(y201, predict(members, g201))
+            train = evaluate(data["y101"], predict(members, data["g101"]))
+            row = {"setting": name, "seed": seed, "zero_shot_spearman": zero["spearman"], "zero_shot_kendall": zero["kendall"],
+                   "train_nb101_spearman": train["spearman"]}
+            if k:
+                order = np.random.default_rng(seed).permutation(len(y201))
+                shot, rest = order[:k], order[k:]
+                options = {"epochs": 100, "lr": 1e-4, "batch_size": 1, **setting.get("fine_tune", {})}
+                tuned = [m.copy().fine_tune([g201[i] for i in shot], y201[shot], progress=False, **options) for m in members]
+                test = [g201[i] for i in rest]
+                after = evaluate(y201[rest], predict(tuned, test))
+                row.update({f"{k}_shot_spearman": after["spearman"], f"{k}_shot_kendall": after["kendall"],
+                            f"{k}_shot_rest_zero_shot_spearman": evaluate(y201[rest], predict(members, test))["spearman"]})
+            row["seconds"] = round(time.perf_counter() - start, 1)
+            row["setting_json"] = json.dumps(setting, sort_keys=True)
+            rows.append(row)
+            if progress:
+                print({key: (round(v, 3) if isinstance(v, float) else v) for key, v in row.items() if key != "setting_json"},
+                      flush=True)
+    return pd.DataFrame(rows)
+
+
+def study_summary(table: pd.DataFrame) -> pd.DataFrame:
+    """Mean ± std per setting of the Spearman columns of :func:`study`, with the seeds counted."""
+    columns = [c for c in table.columns if c.endswith("spearman")]
+    summary = table.groupby("setting", sort=False)[columns].agg(["mean", "std"])
+    summary.columns = [f"{c}_{stat}" for c, stat in summary.columns]
+    summary["seeds"] = table.groupby("setting", sort=False)["seed"].nunique()
+    return summary.reset_index()

@@ -5,6 +5,9 @@ fitted on the training embeddings. Targets are transformed as GENNAPE's group do
 y' = accuracy / (log10(FLOPs + 1) + 1), then standardised; predictions are transformed back.
 Ablation switches: ``n_clusters=1`` (single head), ``hard_clusters`` (arg-max membership),
 ``flops_transform=False``, and an encoder without contrastive pretraining (skip :meth:`pretrain`).
+Op-type embeddings start at zero (``op_init``): ops absent from training (NB-201's avgpool, identity and
+zero for a model fitted on NB-101) then carry no op-type signal instead of a random vector; on the NB-201
+development slice this lifted zero-shot Spearman from 0.65 to 0.72 over 3 seeds (results/gennape_study).
 """
 from __future__ import annotations
 
@@ -40,6 +43,10 @@ class GENNAPEConfig:
     epochs: int = 40
     batch_size: int = 32
     lr: float = 1e-3
+    weight_decay: float = 0.0   # Adam weight decay while fitting (fine-tuning keeps GENNAPE's 0)
+    dropout: float = 0.0        # encoder dropout after each GNN layer
+    channels: str = "linear"    # how the encoder reads channel counts (encoders.gnn.CHANNEL_MODES)
+    op_init: str = "zero"       # op-embedding init: "zero" keeps ops unseen in training neutral; "normal" N(0, 1)
     seed: int = 0
     extra: dict = field(default_factory=dict)
 
@@ -47,7 +54,7 @@ class GENNAPEConfig:
 class _Model(nn.Module):
     def __init__(self, cfg: GENNAPEConfig):
         super().__init__()
-        self.encoder = GraphEncoder(cfg.dim, cfg.layers, cfg.gnn)
+        self.encoder = GraphEncoder(cfg.dim, cfg.layers, cfg.gnn, cfg.dropout, cfg.channels, cfg.op_init)
         self.heads = nn.ModuleList(
             nn.Sequential(nn.Linear(cfg.dim, cfg.head_hidden), nn.ReLU(), nn.Linear(cfg.head_hidden, 1))
             for _ in range(cfg.n_clusters))
@@ -141,10 +148,10 @@ class GENNAPE:
             return torch.cat([self.model.encoder(collate(data[i:i + batch_size])) for i in range(0, len(data), batch_size)])
 
     def _train(self, data: list, target: np.ndarray, epochs: int, batch_size: int, lr: float, clip: float | None,
-               progress: bool) -> None:
+               progress: bool, weight_decay: float = 0.0) -> None:
         cfg = self.config
         rng = np.random.default_rng(cfg.seed)
-        opt = torch.optim.Adam(self.model.parameters(), lr=lr)
+        opt = torch.optim.Adam(self.model.parameters(), lr=lr, weight_decay=weight_decay)
         target_t = torch.tensor(target, dtype=torch.float32)
         self.model.train()
         for _ in tqdm(range(epochs), desc="gennape", disable=not progress):
@@ -172,20 +179,22 @@ class GENNAPE:
         self.model.centers.copy_(fuzzy_cmeans(self._embed(data), self.config.n_clusters, self.config.fuzzifier,
                                               seed=self.config.seed))
         target = self._transform(y, data, refit=True)
-        self._train(data, target, self.config.epochs, self.config.batch_size, self.config.lr, None, progress)
+        self._train(data, target, self.config.epochs, self.config.batch_size, self.config.lr, None, progress,
+                    self.config.weight_decay)
         self.fitted = True
         return self
 
     def fine_tune(self, graphs, y, *, epochs: int = 100, lr: float = 1e-4, batch_size: int = 1, clip: float = 5.0,
-                  min_samples: int = 5, progress: bool = True) -> "GENNAPE":
+                  min_samples: int = 5, restandardise: bool = True, progress: bool = True) -> "GENNAPE":
         """GENNAPE's k-shot fine-tuning: all parameters, Adam, gradient clipping; the target is
-        re-standardised on the fine-tuning samples."""
+        re-standardised on the fine-tuning samples (``restandardise=False`` keeps the training
+        set's mean and std)."""
         self._require_fitted()
         data = _as_data(graphs)
         y = _labels(y, len(data))
         if len(data) < min_samples:
             raise ValueError(f"fine-tuning needs at least {min_samples} labelled architectures, got {len(data)}")
-        target = self._transform(y, data, refit=True)
+        target = self._transform(y, data, refit=restandardise)
         self._train(data, target, epochs, batch_size, lr, clip, progress)
         return self
 
@@ -245,7 +254,14 @@ class GENNAPE:
         if not isinstance(blob, dict) or blob.get("format") != CHECKPOINT_FORMAT:
             raise ValueError(f"{path} is not a {CHECKPOINT_FORMAT} checkpoint; it was written by something else "
                              "or by an incompatible version of nape")
-        model = cls(GENNAPEConfig(**blob["config"]))
+        config = dict(blob["config"])
+        config.setdefault("channels", "linear")  # checkpoints from before these settings read channels linearly
+        config.setdefault("op_init", "normal")    # and started their op embeddings at N(0, 1)
+        unknown = set(config) - set(asdict(GENNAPEConfig()))
+        if unknown:
+            raise ValueError(f"{path} has settings this version of nape does not know ({', '.join(sorted(unknown))}); "
+                             "it was written by a newer, incompatible version")
+        model = cls(GENNAPEConfig(**config))
         try:
             model.model.load_state_dict(blob["state"])
         except RuntimeError as err:
