@@ -328,3 +328,62 @@ def test_proxy_estimator_scores_a_spec_alike_in_every_run():
     again = make_estimator("synflow", "nb201").score(specs[::-1])[::-1]
     assert np.isfinite(first).all() and first.tolist() == again.tolist()
     assert make_estimator("synflow", "nb201").log_scale
+
+
+def _fake_rwe_module(monkeypatch, **members):
+    """Install a stand-in nape_utils.predictors.rwe holding ``members``."""
+    import sys
+    import types
+
+    import nape_utils.predictors as predictors
+
+    fake = types.ModuleType("nape_utils.predictors.rwe")
+    for name, value in members.items():
+        setattr(fake, name, value)
+    monkeypatch.setitem(sys.modules, "nape_utils.predictors.rwe", fake)
+    monkeypatch.setattr(predictors, "rwe", fake, raising=False)
+
+
+def test_rwe_estimator_scores_by_the_accuracy_column_not_the_timing(monkeypatch):
+    built = []
+
+    class FakeRWE:
+        def __init__(self, n_train=1000, seed=0, profile="zoo"):
+            built.append({"seed": seed, "profile": profile, "n_train": n_train})
+
+        def score_specs(self, space, specs, progress=True):
+            assert progress is False  # the search asks for no progress bar
+            scores = crc_score(specs)
+            return pd.DataFrame({"spec": specs, "rwe_accuracy": scores, "seconds": 1000 + scores})
+
+    _fake_rwe_module(monkeypatch, RWE=FakeRWE)
+    specs = get_space("nb201").sample_many(3, seed=2)
+    est = make_estimator("rwe", "nb201", seed=4, n_train=200)
+    assert est.score(specs).tolist() == crc_score(specs).tolist()  # the accuracy, not the seconds column
+    est.score(get_space("nb201").sample_many(2, seed=9))
+    assert built == [{"seed": 4, "profile": "zoo", "n_train": 200}]  # one model for every call
+
+    def score_specs(space, specs, seed=0):
+        return pd.DataFrame({"spec": specs, "seconds": np.ones(len(specs)), "rwe": crc_score(specs)})
+
+    _fake_rwe_module(monkeypatch, score_specs=score_specs)
+    assert make_estimator("rwe", "nb201").score(specs).tolist() == crc_score(specs).tolist()
+    _fake_rwe_module(monkeypatch)
+    with pytest.raises(ValueError, match="neither an RWE class"):
+        make_estimator("rwe", "nb201")
+
+
+def test_verify_true_hypervolume_counts_archs_costlier_than_the_search_bounds():
+    space = TinyGrid()
+    labels = tiny_labels(space)
+    # FLOPs bounds far below every network's FLOPs: each trained arch lies beyond the search's worst bound
+    result = search(space, "oracle", generations=2, population=4, seed=0, estimator_options={"labels": labels},
+                    bounds={"accuracy": (100, 0), "flops": (0, 10)})
+
+    def trainer(sp, spec, seed, config):
+        return {"test_accuracy": labels[spec], "val_accuracy": labels[spec]}
+
+    check = verify(result, trainer=trainer, reference=space.format((1, 1)))
+    assert (check.summary["hv_true"] > 0).all(), check.summary
+    low, high = check.summary.attrs["flops_bounds"]
+    assert low == 0 and high == check.table["flops"].max()

@@ -249,12 +249,17 @@ class GRAFForestEstimator(Estimator):
 
 
 class RWEEstimator(Estimator):
-    """Random-weight evaluation, :func:`nape_utils.predictors.rwe.score_specs`, imported when first built.
+    """Random-weight evaluation (:mod:`nape_utils.predictors.rwe`, imported when first built).
 
-    Called as ``score_specs(space, specs, profile=..., seed=..., **options)`` (the keywords it accepts);
-    it may return scores or a table, whose ``rwe`` column (else its last numeric one) is used."""
+    Uses the module's ``RWE`` class when it has one: built once as ``RWE(profile=..., seed=...,
+    **options)`` (the keywords it accepts), so the task's images are rendered once, and called as
+    ``RWE.score_specs(space, specs, progress=False)``. Otherwise a module-level
+    ``score_specs(space, specs, profile=..., seed=..., **options)``. Either may return scores or a table;
+    of a table, the first of the columns ``rwe``, ``rwe_accuracy``, ``score`` is used, else its one other
+    numeric column that is not a timing (``seconds``)."""
 
     name = "rwe"
+    SCORE_COLUMNS = ("rwe", "rwe_accuracy", "score")
 
     def __init__(self, space: Space, profile: str = "zoo", seed: int = 0, **options):
         super().__init__()
@@ -263,11 +268,23 @@ class RWEEstimator(Estimator):
         except ImportError as err:
             raise ValueError("estimator 'rwe' needs nape_utils.predictors.rwe, which this checkout does not have "
                              f"yet ({err}); choose another estimator") from None
-        if not callable(getattr(rwe, "score_specs", None)):
-            raise ValueError("nape_utils.predictors.rwe has no score_specs(space, specs, ...) for the 'rwe' "
-                             "estimator to call")
-        self.func, self.space = rwe.score_specs, space
-        self.options = {**self._accepted(rwe.score_specs, profile=profile, seed=seed), **options}
+        self.space = space
+        if isinstance(getattr(rwe, "RWE", None), type) and callable(getattr(rwe.RWE, "score_specs", None)):
+            self.model = rwe.RWE(**{**self._accepted(rwe.RWE, profile=profile, seed=seed), **options})
+            self.func, self.options = self._model_scores, {}
+        elif callable(getattr(rwe, "score_specs", None)):
+            self.model = None
+            self.func = rwe.score_specs
+            self.options = {**self._accepted(rwe.score_specs, profile=profile, seed=seed, progress=False), **options}
+        else:
+            raise ValueError("nape_utils.predictors.rwe has neither an RWE class with score_specs nor a "
+                             "score_specs(space, specs, ...) function for the 'rwe' estimator to call")
+
+    def _model_scores(self, space: Space, specs: list[str]):
+        import inspect
+
+        takes_progress = "progress" in inspect.signature(self.model.score_specs).parameters
+        return self.model.score_specs(space, specs, **({"progress": False} if takes_progress else {}))
 
     @staticmethod
     def _accepted(func, **keywords) -> dict:
@@ -278,11 +295,21 @@ class RWEEstimator(Estimator):
             return keywords
         return {k: v for k, v in keywords.items() if k in params}
 
+    @classmethod
+    def _score_column(cls, table) -> str:
+        for column in cls.SCORE_COLUMNS:
+            if column in table.columns:
+                return column
+        numeric = [c for c in table.select_dtypes("number").columns if "second" not in str(c).lower()]
+        if len(numeric) != 1:
+            raise ValueError(f"cannot tell the RWE score among the columns {list(table.columns)}; name it one of "
+                             f"{', '.join(cls.SCORE_COLUMNS)}")
+        return numeric[0]
+
     def _score(self, specs: list[str]) -> np.ndarray:
         out = self.func(self.space, specs, **self.options)
         if hasattr(out, "columns"):
-            column = "rwe" if "rwe" in out.columns else out.select_dtypes("number").columns[-1]
-            out = out[column]
+            out = out[self._score_column(out)]
         return np.asarray(out, dtype=float)
 
 

@@ -192,7 +192,11 @@ class Verification:
     """``table``: one row per (source, spec) trained (source ∈ search, random, reference) with estimated
     and true accuracy (seed mean, %), FLOPs, params and whether it dominates the reference;
     ``summary``: one row per source (archs, best and mean test accuracy, true hypervolume, archs that
-    dominate the reference); ``baseline``: the random search that was compared, if any."""
+    dominate the reference); ``baseline``: the random search that was compared, if any.
+
+    The true hypervolume ``hv_true`` is that of (test accuracy, FLOPs), normalised with accuracy bounds
+    (100, 0) and the search's FLOPs bounds widened to cover every verified arch (``summary.attrs
+    ["flops_bounds"]``), against the reference point (1.1, 1.1): every trained arch can count."""
 
     table: pd.DataFrame
     summary: pd.DataFrame
@@ -280,8 +284,11 @@ def verify(result: SearchResult, *, seeds: Sequence[int] = (0,), config=None, ba
         table["dominates_reference"] = better & strictly
     table = table[["source", "spec", "estimated", "test_accuracy", "val_accuracy", "flops", "params", "seeds",
                    *(["dominates_reference"] if "reference" in sources else [])]]
-    # the search's FLOPs scale; a search without a FLOPs objective takes the verified archs' range
-    flops_bounds = meta["bounds"].get("flops") or (table["flops"].min(), table["flops"].max() + 1)
+    # the search's FLOPs scale, widened to cover every verified arch: a trained arch costlier than the search's
+    # worst bound would lie beyond the reference point and silently add nothing to its source's true HV (a
+    # search without a FLOPs objective takes the verified archs' range alone)
+    best, worst = meta["bounds"].get("flops") or (table["flops"].min(), table["flops"].max() + 1)
+    flops_bounds = (min(best, table["flops"].min()), max(worst, table["flops"].max()))
     summary = pd.DataFrame([{
         "source": name, "archs": len(rows), "best_test_accuracy": rows["test_accuracy"].max(),
         "mean_test_accuracy": rows["test_accuracy"].mean(), "min_flops": rows["flops"].min(),
@@ -289,6 +296,7 @@ def verify(result: SearchResult, *, seeds: Sequence[int] = (0,), config=None, ba
         "dominate_reference": int(rows.get("dominates_reference", pd.Series(dtype=bool)).sum()),
     } for name, rows in table.groupby("source", sort=False)])
     summary.attrs["reference"] = ref_note
+    summary.attrs["flops_bounds"] = tuple(float(b) for b in flops_bounds)
     verification = Verification(table, summary, baseline if isinstance(baseline, SearchResult) else None)
     if out is not None:
         verification.save(out)
