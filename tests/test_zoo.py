@@ -114,3 +114,4 @@ def test_export_dataset_and_label_quality(tmp_path):
     quality = label_quality(ds)
     assert quality.loc["nb201", "archs"] == 4
     assert spearman_brown(0.5, 2) == pytest.approx(2 / 3)
+    assert spearman_brown(-1.0, 2) == 0.0 and spearman_brown(-0.3, 3) == 0.0  # disagreeing seeds: no signal

@@ -45,10 +45,9 @@ def to_dataset(runs: pd.DataFrame, budget: int | None = None, config: dict | Non
 
 
 def spearman_brown(r: float, k: int) -> float:
-    """Reliability of the mean of k measurements whose pairwise correlation is r (NaN where undefined,
-    e.g. r = -1 with k = 2)."""
-    denominator = 1 + (k - 1) * r
-    return k * r / denominator if denominator != 0 else float("nan")
+    """Reliability of the mean of k measurements whose pairwise correlation is r. Seeds that disagree
+    (r ≤ 0) carry no reliable signal, so their mean's reliability is 0 (the formula is meant for r > 0)."""
+    return k * r / (1 + (k - 1) * r) if r > 0 else 0.0
 
 
 def label_quality(ds) -> pd.DataFrame:
