@@ -25,11 +25,24 @@ def test_task_is_deterministic_standardised_and_hard_to_memorise():
         assert np.array_equal(a[split][0], b[split][0]) and np.array_equal(a[split][1], b[split][1])
     x, y = a["train"]
     assert x.shape == (200, 3, 16, 16) and x.dtype == np.float32 and set(y) == set(range(10))
-    assert abs(float(x.mean())) < 1e-3 and abs(float(x.std()) - 1) < 1e-2
+    # each channel of each image on its own: zero mean, unit std over its 16×16 pixels
+    assert np.abs(x.mean(axis=(2, 3))).max() < 1e-4 and np.abs(x.std(axis=(2, 3)) - 1).max() < 0.05
     other = make_task(TaskConfig(n_train=200, n_val=40, n_test=60, seed=1))
     assert not np.array_equal(other["train"][0], x)
     with pytest.raises(ValueError, match="size must be at least 12"):
         TaskConfig(size=8)
+    with pytest.raises(ValueError, match="standardise must be one of"):
+        TaskConfig(standardise="batch")
+
+
+def test_dataset_standardisation_and_configs_recorded_before_it_existed():
+    config = TaskConfig(n_train=200, n_val=40, n_test=60, standardise="dataset")
+    x = make_task(config)["train"][0]
+    assert np.abs(x.mean(axis=(0, 2, 3))).max() < 1e-4 and np.abs(x.std(axis=(0, 2, 3)) - 1).max() < 1e-3
+    assert x.mean(axis=(2, 3)).std() > 0.1  # images keep their own colour offsets
+    legacy = {"size": 16, "n_train": 200, "n_val": 40, "n_test": 60, "clutter": 0, "noise": 0.05, "seed": 0}
+    assert TaskConfig.from_dict(legacy) == config
+    assert TaskConfig.from_dict({**legacy, "standardise": "image"}).standardise == "image"
 
 
 def test_training_is_seeded_and_records_everything():

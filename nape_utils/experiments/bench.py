@@ -182,7 +182,7 @@ def bench_rwe(spaces: list[str] | None = None, *, n: int = 5, n_train: int = 100
                        "cpu_seconds_max": round(float(np.max(cpu)), 3), "rwe_accuracy_mean": round(float(np.mean(acc)), 2)})
     labels, store_task = _pilot_labels(store)
     ranking = []
-    for task_name, task in (("store", TaskConfig(**store_task)), ("default", TaskConfig())):
+    for task_name, task in (("store", TaskConfig.from_dict(store_task)), ("default", TaskConfig())):
         est = RWE(n_train=min(n_train, task.n_train), seed=seed, task=task)
         for name, group in labels.groupby("space"):
             table = est.score_specs(name, group["spec"].tolist(), progress=False)

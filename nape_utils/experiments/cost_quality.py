@@ -136,7 +136,7 @@ def zoo_task(ds):
 
     config = ds.attrs.get("config", "{}")
     config = json.loads(config) if isinstance(config, str) else dict(config)
-    return TaskConfig(**config["task"]) if "task" in config else TaskConfig()
+    return TaskConfig.from_dict(config["task"]) if "task" in config else TaskConfig()
 
 
 def cap_archs(labels: pd.DataFrame, max_per_family: int | None, seed: int = 0) -> pd.DataFrame:
