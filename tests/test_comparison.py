@@ -194,6 +194,26 @@ def test_proxy_cache_keys_on_the_setting(tmp_path):
     assert sorted(stored["batch_size"]) == [16, 64]
 
 
+def test_proxy_cache_never_reuses_values_from_another_task_or_profile(tmp_path, monkeypatch):
+    cells = pd.DataFrame({"space": "nb201", "spec": NB201.sample_many(1, 6)})
+    cache = tmp_path / "proxies.csv"
+    first = cmp.proxy_table(cells, cache)
+    stale = pd.read_csv(cache)
+    stale["nwot"] = -1.0  # a value computed under an older task or profile...
+    stale.assign(fingerprint="0123456789ab").to_csv(cache, index=False)
+    legacy = tmp_path / "legacy.csv"  # ...or before fingerprints existed
+    stale.drop(columns="fingerprint").to_csv(legacy, index=False)
+    for path in (cache, legacy):
+        again = cmp.proxy_table(cells, path)
+        assert again["nwot"].iloc[0] == pytest.approx(first["nwot"].iloc[0])  # recomputed, not reused
+    # a changed zoo profile changes the fingerprint
+    before = cmp.proxy_fingerprint("nb201", "zoo", "task")
+    profile = NB201.profiles["zoo"]
+    monkeypatch.setitem(type(NB201).profiles, "zoo", type(profile)(profile.name, profile.input_shape,
+                                                                    profile.num_classes, {**profile.options, "channels": 16}))
+    assert cmp.proxy_fingerprint("nb201", "zoo", "task") != before
+
+
 # -- bad input ---------------------------------------------------------------------------------------
 @pytest.mark.parametrize("mutate, message", [
     (lambda t: t.drop(columns="accuracy"), "lacks column"),

@@ -60,8 +60,9 @@ PUBLISHED_KENDALL = {GRAF_RF: {32: 0.644, 128: 0.741, 1024: 0.824},
 #: published single-proxy Spearman on NB-201 CIFAR-10 (Abdelfattah et al. 2021, all 15,625 cells)
 PUBLISHED_SPEARMAN = {"synflow": 0.74, "jacov": 0.73, "snip": 0.60, "grad_norm": 0.59, "grasp": 0.51, "fisher": 0.36}
 
-#: the columns that key a cached proxy value
-CACHE_KEYS = ("space", "spec", "profile", "batch_size", "seed", "data")
+#: the columns that key a cached proxy value; ``fingerprint`` changes with the profile's sizes and the
+#: task's tensors, so values computed under an older zoo profile or task are never reused
+CACHE_KEYS = ("space", "spec", "profile", "batch_size", "seed", "data", "fingerprint")
 _SECONDS = tuple(f"{p}_seconds" for p in PROXY_NAMES)
 
 
@@ -169,11 +170,27 @@ def _empty_cache() -> pd.DataFrame:
     return pd.DataFrame(columns=[*CACHE_KEYS, *PROXY_NAMES, *_SECONDS])
 
 
+def proxy_fingerprint(space: str, profile: str, data: str) -> str:
+    """What a proxy value depends on besides its key: the profile's input, classes and options, and for
+    ``data="task"`` the task's tensors (:meth:`TaskConfig.key`)."""
+    import hashlib
+    import json
+
+    from ..data.task import TaskConfig
+
+    prof = get_space(space).profile(profile)
+    content = {"input_shape": list(prof.input_shape), "num_classes": prof.num_classes, "options": prof.options,
+               "task": TaskConfig().key() if data == "task" else data}
+    return hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
 def _read_cache(path: Path) -> pd.DataFrame:
     """The cache's rows (the last of duplicates); empty when the file does not exist yet."""
     if not path.is_file():
         return _empty_cache()
-    cache = pd.read_csv(path, dtype={"space": str, "spec": str, "profile": str, "data": str})
+    cache = pd.read_csv(path, dtype={"space": str, "spec": str, "profile": str, "data": str, "fingerprint": str})
+    if "fingerprint" not in cache.columns:  # written before fingerprints: every row is stale
+        cache["fingerprint"] = ""
     missing = [c for c in (*CACHE_KEYS, *PROXY_NAMES) if c not in cache.columns]
     if missing:
         raise ValueError(f"{path} is not a proxy cache (it lacks {', '.join(missing)}); move it aside")
@@ -198,6 +215,8 @@ def proxy_table(cells: pd.DataFrame, cache: str | Path | None = None, *, profile
     same = np.ones(len(known), dtype=bool)
     for key, value in setting.items():
         same &= known[key].astype(type(value)).to_numpy() == value
+    prints = {space: proxy_fingerprint(space, profile, data) for space in wanted["space"].unique()}
+    same &= known["fingerprint"].fillna("").to_numpy() == known["space"].map(prints).fillna("-").to_numpy()
     known = known[same]
     todo = wanted.merge(known[["space", "spec"]], how="left", on=["space", "spec"], indicator=True)
     todo = todo.loc[todo["_merge"] == "left_only", ["space", "spec"]]
@@ -211,7 +230,8 @@ def proxy_table(cells: pd.DataFrame, cache: str | Path | None = None, *, profile
         if progress is not None:
             progress(min(start + chunk, len(todo)), len(todo))
     scored = pd.concat([p for p in parts if len(p)] or [known], ignore_index=True)
-    out = wanted.merge(scored.drop(columns=["profile", "batch_size", "seed", "data"]), how="left", on=["space", "spec"])
+    out = wanted.merge(scored.drop(columns=["profile", "batch_size", "seed", "data", "fingerprint"]), how="left",
+                       on=["space", "spec"])
     return out[["space", "spec", *PROXY_NAMES, *_SECONDS]]
 
 
@@ -224,7 +244,8 @@ def _score_part(part: pd.DataFrame, setting: dict) -> pd.DataFrame:
             scores = score_specs(space, rows["spec"].tolist(), None, batch_size=setting["batch_size"],
                                  profile=setting["profile"], seed=setting["seed"], data=setting["data"])
         scores["spec"] = rows["spec"].to_numpy()  # key by the spec as given (score_specs canonicalises)
-        frames.append(scores.assign(space=space, **setting))
+        frames.append(scores.assign(space=space, fingerprint=proxy_fingerprint(space, setting["profile"],
+                                                                             setting["data"]), **setting))
     return pd.concat(frames, ignore_index=True)[[*CACHE_KEYS, *PROXY_NAMES, *_SECONDS]]
 
 
