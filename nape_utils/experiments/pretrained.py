@@ -4,20 +4,30 @@
 ``results/pretrained/nb101-cifar10``: the encoder pretrained contrastively on sampled NB-101 cells,
 then encoder and heads fitted on the real NB-101 CIFAR-10 labels; its card records the transfer to
 the NB-201 development slice, zero-shot and 50-shot.
+
+``python -m nape_utils.experiments.pretrained zoo-nb101`` trains ``results/pretrained/zoo-nb101`` with
+no download: the same pretraining, then the heads fitted on the zoo's NB-101 family (nape's own
+labels, seed-mean test accuracy on the offline task); its card records, for every other zoo family
+with enough labelled architectures, the zero-shot and k-shot Spearman beside FLOPs and the best single
+zero-cost proxy on the same architectures.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from dataclasses import asdict
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from ..encoders.contrastive import ContrastiveConfig, view_graphs
 from ..metrics import evaluate
 from ..predictors.gennape import GENNAPE, GENNAPEConfig
-from ..predictors.pretrained import save_pretrained
+from ..predictors.pretrained import PRETRAINED_DIR, save_pretrained
 from ..spaces import get_space
+from ..zoo.build import DEFAULT_STORE
 from .transfer import few_shot, graphs_of, nb201_dev, real_nb101, zero_shot
 
 
@@ -64,13 +74,100 @@ def train_nb101_cifar10(data_dir: str, *, pretrain_cells: int = 500, seed: int =
     return save_pretrained(model, "nb101-cifar10", card), card
 
 
+def zoo_family_transfer(model: GENNAPE, zoo: pd.DataFrame, train_family: str, *, k: int = 50, seeds=(0, 1, 2),
+                        min_archs: int = 20, proxy_cache: str | Path | None = None) -> pd.DataFrame:
+    """One row per zoo family other than ``train_family`` with ``min_archs`` or more labelled
+    architectures: GENNAPE zero-shot metrics, k-shot Spearman (mean and std over ``seeds``; when the
+    family has ``k + 10`` or more), FLOPs' Spearman, and the best single zero-cost proxy's (proxies from
+    :func:`~nape_utils.experiments.comparison.proxy_table`, cached in ``proxy_cache``)."""
+    from ..graphs import graph_of
+    from ..metrics import spearman
+    from ..predictors.proxies import PROXY_NAMES
+    from .comparison import proxy_table
+
+    rows = []
+    for family, part in zoo[zoo["space"] != train_family].groupby("space"):
+        if len(part) < min_archs:
+            continue
+        y = part["accuracy"].to_numpy(float)
+        graphs = graphs_of(family, part["spec"], "zoo")
+        row = {"family": family, "archs": len(part),
+               **{f"zero_shot_{m}": round(v, 4) for m, v in zero_shot(model, graphs, y).items()},
+               "flops_spearman": round(spearman(y, [graph_of(family, s, "zoo").flops for s in part["spec"]]), 4)}
+        if len(part) >= k + 10:
+            shots = few_shot(model, graphs, y, k=k, seeds=seeds)
+            row.update({f"{k}_shot_spearman_mean": round(float(shots["spearman"].mean()), 4),
+                        f"{k}_shot_spearman_std": round(float(shots["spearman"].std()), 4)})
+        proxies = proxy_table(part, proxy_cache)
+        rhos = {name: spearman(y, proxies[name].fillna(proxies[name].min()).to_numpy(float))
+                for name in PROXY_NAMES if name not in ("flops", "params")}
+        best = max(rhos, key=lambda name: -np.inf if np.isnan(rhos[name]) else rhos[name])
+        row.update(best_proxy=best, best_proxy_spearman=round(rhos[best], 4))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def train_zoo_nb101(zoo_source=DEFAULT_STORE, *, pretrain_cells: int = 500, seed: int = 0, k: int = 50,
+                    few_shot_seeds=(0, 1, 2), min_archs: int = 20,
+                    proxy_cache: str | Path | None = "results/comparison/proxy_cache.csv", root: Path = PRETRAINED_DIR,
+                    progress: bool = True):
+    """Train and save ``zoo-nb101`` (module docstring); returns (folder, card)."""
+    from ..zoo.export import label_quality
+    from .comparison import _zoo_dataset, zoo_table
+
+    start = time.perf_counter()
+    ds = _zoo_dataset(zoo_source)
+    zoo = zoo_table(ds)
+    train = zoo[zoo["space"] == "nb101"]
+    if len(train) < min_archs:
+        raise ValueError(f"the zoo has {len(train)} labelled NB-101 architectures, fewer than min_archs = "
+                         f"{min_archs}; build more with `nape zoo build --spaces nb101`")
+    config = GENNAPEConfig(seed=seed)
+    contrastive = ContrastiveConfig(epochs=10, seed=seed)
+    views = [view_graphs("nb101", s) for s in get_space("nb101").sample_many(pretrain_cells, seed=100 + seed)]
+    model = GENNAPE(config).pretrain(views, contrastive, progress=progress)
+    g101 = graphs_of("nb101", train["spec"], "zoo")
+    model.fit(g101, train["accuracy"].to_numpy(float), progress=progress)
+    quality = label_quality(ds)
+    card = {
+        "name": "zoo-nb101",
+        "estimator": "GENNAPE (CG encoder + fuzzy C-means ensemble)",
+        "profile": "zoo",
+        "training_data": {"source": f"nape's zoo ({zoo_source}): the NB-101 family at the zoo profile, trained on "
+                                    "the offline task; label = test accuracy (%), mean over training seeds",
+                          "architectures": len(train), "seeds": [int(v) for v in ds["seed"].values],
+                          "zoo_config": json.loads(ds.attrs.get("config", "{}")),
+                          "label_quality": quality.loc["nb101"].to_dict() if "nb101" in quality.index else {}},
+        "contrastive_pretraining": {"cells": pretrain_cells, "views": "NB-101 macro scales (VIEW_SCALES)",
+                                    **contrastive.to_dict(), "loss_per_epoch": [round(v, 4) for v in model.pretrain_history]},
+        "config": asdict(config),
+        "metrics": {"train_nb101": _rounded(evaluate(train["accuracy"].to_numpy(float), model.predict(g101)))},
+    }
+    save_pretrained(model, "zoo-nb101", card, root)  # usable now; the transfer figures follow
+    transfer = zoo_family_transfer(model, zoo, "nb101", k=k, seeds=few_shot_seeds, min_archs=min_archs,
+                                   proxy_cache=proxy_cache)
+    card["metrics"]["zoo_families"] = transfer.set_index("family").to_dict(orient="index") if len(transfer) else {}
+    card["metrics"]["zoo_families_note"] = (f"families with {min_archs}+ labelled architectures; {k}-shot with "
+                                            f"{k + 10}+; seeds {list(few_shot_seeds)}; the rest of the family is the test set")
+    card["seconds_to_train"] = round(time.perf_counter() - start)
+    return save_pretrained(model, "zoo-nb101", card, root), card
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("name", choices=["nb101-cifar10"])
-    parser.add_argument("--data", required=True, help="folder with nb101/ and nb201/ benchmark files")
+    parser.add_argument("name", choices=["nb101-cifar10", "zoo-nb101"])
+    parser.add_argument("--data", help="nb101-cifar10: folder with nb101/ and nb201/ benchmark files")
+    parser.add_argument("--zoo", default=str(DEFAULT_STORE), help="zoo-nb101: the zoo store or NetCDF file")
     parser.add_argument("--pretrain-cells", type=int, default=500)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    if args.name == "zoo-nb101":
+        folder, card = train_zoo_nb101(args.zoo, pretrain_cells=args.pretrain_cells, seed=args.seed, progress=False)
+        print(folder)
+        print(json.dumps(card["metrics"], indent=1))
+        return
+    if not args.data:
+        parser.error("nb101-cifar10 needs --data (the folder with nb101/ and nb201/)")
     folder, card = train_nb101_cifar10(args.data, pretrain_cells=args.pretrain_cells, seed=args.seed, progress=False)
     print(folder)
     print(card["metrics"])
