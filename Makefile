@@ -29,8 +29,9 @@ test: unit notebooks
 unit: $(BIN)/.installed
 	$(BIN)/python -m pytest tests -q -n auto
 
+# one notebook per worker (--dist loadscope keeps a notebook's cells in one kernel, in order)
 notebooks: $(BIN)/.installed
-	$(BIN)/python -m pytest -q --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg notebooks
+	$(BIN)/python -m pytest -q -n 2 --dist loadscope --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg notebooks
 
 ## run: make run NB=01_computation_graphs PARAMS="-p n_samples 20"
 run: $(BIN)/.installed

@@ -75,10 +75,12 @@ def train_nb101_cifar10(data_dir: str, *, pretrain_cells: int = 500, seed: int =
 
 
 def zoo_family_transfer(model: GENNAPE, zoo: pd.DataFrame, train_family: str, *, k: int = 50, seeds=(0, 1, 2),
-                        min_archs: int = 20, proxy_cache: str | Path | None = None) -> pd.DataFrame:
+                        epochs: int = 100, min_archs: int = 20, proxy_cache: str | Path | None = None,
+                        log=print) -> pd.DataFrame:
     """One row per zoo family other than ``train_family`` with ``min_archs`` or more labelled
-    architectures: GENNAPE zero-shot metrics, k-shot Spearman (mean and std over ``seeds``; when the
-    family has ``k + 10`` or more), FLOPs' Spearman, and the best single zero-cost proxy's (proxies from
+    architectures (``log`` names the others): the accuracy range, GENNAPE's zero-shot metrics, k-shot
+    Spearman (mean and std over ``seeds``, ``epochs`` of fine-tuning; when the family has ``k + 10`` or
+    more), FLOPs' Spearman, and the best of the 13 zero-cost proxies (from
     :func:`~nape_utils.experiments.comparison.proxy_table`, cached in ``proxy_cache``)."""
     from ..graphs import graph_of
     from ..metrics import spearman
@@ -88,19 +90,19 @@ def zoo_family_transfer(model: GENNAPE, zoo: pd.DataFrame, train_family: str, *,
     rows = []
     for family, part in zoo[zoo["space"] != train_family].groupby("space"):
         if len(part) < min_archs:
+            log(f"skipped {family}: {len(part)} labelled architectures (< min_archs = {min_archs})")
             continue
         y = part["accuracy"].to_numpy(float)
         graphs = graphs_of(family, part["spec"], "zoo")
-        row = {"family": family, "archs": len(part),
+        row = {"family": family, "archs": len(part), "acc_range": round(float(y.max() - y.min()), 2),
                **{f"zero_shot_{m}": round(v, 4) for m, v in zero_shot(model, graphs, y).items()},
                "flops_spearman": round(spearman(y, [graph_of(family, s, "zoo").flops for s in part["spec"]]), 4)}
         if len(part) >= k + 10:
-            shots = few_shot(model, graphs, y, k=k, seeds=seeds)
+            shots = few_shot(model, graphs, y, k=k, seeds=seeds, epochs=epochs)
             row.update({f"{k}_shot_spearman_mean": round(float(shots["spearman"].mean()), 4),
                         f"{k}_shot_spearman_std": round(float(shots["spearman"].std()), 4)})
         proxies = proxy_table(part, proxy_cache)
-        rhos = {name: spearman(y, proxies[name].fillna(proxies[name].min()).to_numpy(float))
-                for name in PROXY_NAMES if name not in ("flops", "params")}
+        rhos = {name: spearman(y, proxies[name].fillna(proxies[name].min()).to_numpy(float)) for name in PROXY_NAMES}
         best = max(rhos, key=lambda name: -np.inf if np.isnan(rhos[name]) else rhos[name])
         row.update(best_proxy=best, best_proxy_spearman=round(rhos[best], 4))
         rows.append(row)
@@ -145,7 +147,7 @@ def train_zoo_nb101(zoo_source=DEFAULT_STORE, *, pretrain_cells: int = 500, seed
     }
     save_pretrained(model, "zoo-nb101", card, root)  # usable now; the transfer figures follow
     transfer = zoo_family_transfer(model, zoo, "nb101", k=k, seeds=few_shot_seeds, min_archs=min_archs,
-                                   proxy_cache=proxy_cache)
+                                   proxy_cache=proxy_cache, log=print if progress else (lambda line: None))
     card["metrics"]["zoo_families"] = transfer.set_index("family").to_dict(orient="index") if len(transfer) else {}
     card["metrics"]["zoo_families_note"] = (f"families with {min_archs}+ labelled architectures; {k}-shot with "
                                             f"{k + 10}+; seeds {list(few_shot_seeds)}; the rest of the family is the test set")
