@@ -8,6 +8,10 @@ PARAMS ?=
 # tests and reproduction run quiet: no progress bars
 export TQDM_DISABLE
 test unit notebooks reproduce: TQDM_DISABLE = 1
+# tests run one process per core (pytest-xdist, two notebooks at a time): one torch thread each, since
+# idle torch threads spin and several processes' pools on few cores slowed proxies about 10× (measured)
+export OMP_NUM_THREADS
+test unit notebooks: OMP_NUM_THREADS = 1
 
 .PHONY: reproduce test unit notebooks run bench figures clean
 
