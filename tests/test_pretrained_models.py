@@ -39,3 +39,16 @@ def test_zoo_nb101_is_trained_on_the_zoo_and_reports_every_family(tiny_zoo, tmp_
 def test_zoo_nb101_refuses_a_zoo_with_too_few_nb101_labels(tiny_zoo, tmp_path):
     with pytest.raises(ValueError, match="fewer than min_archs = 20; build more"):
         train_zoo_nb101(tiny_zoo, root=tmp_path, progress=False)
+
+
+def test_cost_quality_never_scores_zoo_nb101_on_its_own_training_family(tiny_zoo, tmp_path):
+    from nape_utils.experiments import cost_quality as cq
+    from nape_utils.experiments.comparison import zoo_table
+
+    folder, _ = train_zoo_nb101(tiny_zoo, pretrain_cells=6, min_archs=5, k=3, few_shot_seeds=(0,),
+                                proxy_cache=tmp_path / "proxies.csv", root=tmp_path, progress=False)
+    labels = zoo_table(tiny_zoo).assign(family=lambda t: t["space"])
+    estimates = cq.gennape_estimates(labels, str(folder / "model.pt"))
+    assert set(estimates["family"]) == {"nb201"} and len(estimates) == 6
+    with pytest.raises(ValueError, match="nothing is left to score zero-shot"):
+        cq.gennape_estimates(labels[labels["space"] == "nb101"], str(folder / "model.pt"))

@@ -215,7 +215,9 @@ def gennape_estimates(labels: pd.DataFrame, model: str = "nb101-cifar10", *, pro
                       name: str | None = None) -> pd.DataFrame:
     """Long estimates of a shipped (or saved) GENNAPE model's zero-shot predicted accuracy, from the
     computation graph of each network at ``profile`` (``"zoo"``: the networks the zoo trained). Seconds
-    per network: graph + featurisation, plus the family's batched prediction divided among its networks."""
+    per network: graph + featurisation, plus the family's batched prediction divided among its networks.
+    Families whose zoo labels the model was fitted on (its card's ``zoo_families_trained_on``) are left
+    out: scoring them would not be zero-shot."""
     from ..encoders import featurize
     from ..graphs import graph_of
     from ..predictors.pretrained import load_pretrained
@@ -224,7 +226,10 @@ def gennape_estimates(labels: pd.DataFrame, model: str = "nb101-cifar10", *, pro
     gennape, card = load_pretrained(model)
     name = name or f"GENNAPE zero-shot ({card.get('name', model)})"
     parts = []
+    seen = set(card.get("zoo_families_trained_on", []))
     for (family, space), rows in labels.groupby(["family", "space"], sort=False):
+        if space in seen:
+            continue
         data, seconds = [], []
         for spec in rows["spec"]:
             start = time.perf_counter()
@@ -234,6 +239,9 @@ def gennape_estimates(labels: pd.DataFrame, model: str = "nb101-cifar10", *, pro
         predicted = gennape.predict(data)
         per_net = (time.perf_counter() - start) / len(data)
         parts.append(_long(rows, name, KIND_GENNAPE, predicted, np.asarray(seconds) + per_net))
+    if not parts:
+        raise ValueError(f"every family of the labels is one {model} was fitted on ({', '.join(sorted(seen))}); "
+                         "nothing is left to score zero-shot")
     return pd.concat(parts, ignore_index=True)
 
 

@@ -135,6 +135,7 @@ def train_zoo_nb101(zoo_source=DEFAULT_STORE, *, pretrain_cells: int = 500, seed
         "name": "zoo-nb101",
         "estimator": "GENNAPE (CG encoder + fuzzy C-means ensemble)",
         "profile": "zoo",
+        "zoo_families_trained_on": ["nb101"],
         "training_data": {"source": f"nape's zoo ({zoo_source}): the NB-101 family at the zoo profile, trained on "
                                     "the offline task; label = test accuracy (%), mean over training seeds",
                           "architectures": len(train), "seeds": [int(v) for v in ds["seed"].values],
