@@ -52,3 +52,18 @@ def test_cost_quality_never_scores_zoo_nb101_on_its_own_training_family(tiny_zoo
     assert set(estimates["family"]) == {"nb201"} and len(estimates) == 6
     with pytest.raises(ValueError, match="nothing is left to score zero-shot"):
         cq.gennape_estimates(labels[labels["space"] == "nb101"], str(folder / "model.pt"))
+
+
+def test_zoo_nb101_is_measured_again_on_a_grown_zoo_but_not_on_other_nb101_labels(tiny_zoo, tmp_path):
+    from nape_utils.experiments.pretrained import measure_zoo_nb101
+    from nape_utils.zoo import ZooStore, to_dataset
+
+    train_zoo_nb101(tiny_zoo, pretrain_cells=6, min_archs=5, k=3, few_shot_seeds=(0,), proxy_cache=tmp_path / "p.csv",
+                    root=tmp_path, progress=False)
+    with ZooStore(tiny_zoo) as store:
+        ds = to_dataset(store.runs())
+    _, card = measure_zoo_nb101(ds, min_archs=7, proxy_cache=tmp_path / "p.csv", root=tmp_path, progress=False)
+    assert card["metrics"]["zoo_families"] == {}  # nb201 has 6 < 7 architectures
+    fewer = ds.isel(arch=[i for i in range(ds.sizes["arch"]) if i != int((ds["space"] == "nb101").argmax())])
+    with pytest.raises(ValueError, match="refit it"):
+        measure_zoo_nb101(fewer, min_archs=5, proxy_cache=tmp_path / "p.csv", root=tmp_path, progress=False)
