@@ -252,7 +252,8 @@ def test_zoo_network_runs_and_traces_without_oov(name, seed):
     pool = graph.op_names.index("global_pool")
     # the reductions leave at least 2x2 (1x1 for inception, whose zoo stem has stride 2 to stay cheap)
     assert graph.feature("h_in")[pool] >= (1 if name == "inception" else 2)
-    assert graph.flops <= 6e6 and n_params(net) <= 250_000
+    # inception's zoo widths are the paper's ÷4 (÷8 left 2-channel paths that barely learned): more weights
+    assert graph.flops <= 6e6 and n_params(net) <= (600_000 if name == "inception" else 250_000)
 
 
 def test_residual_adds_follow_the_authors_rules():
