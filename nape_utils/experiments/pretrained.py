@@ -82,7 +82,6 @@ def zoo_family_transfer(model: GENNAPE, zoo: pd.DataFrame, train_family: str, *,
     Spearman (mean and std over ``seeds``, ``epochs`` of fine-tuning; when the family has ``k + 10`` or
     more), FLOPs' Spearman, and the best of the 13 zero-cost proxies (from
     :func:`~nape_utils.experiments.comparison.proxy_table`, cached in ``proxy_cache``)."""
-    from ..graphs import graph_of
     from ..metrics import spearman
     from ..predictors.proxies import PROXY_NAMES
     from .comparison import proxy_table
@@ -96,7 +95,7 @@ def zoo_family_transfer(model: GENNAPE, zoo: pd.DataFrame, train_family: str, *,
         graphs = graphs_of(family, part["spec"], "zoo")
         row = {"family": family, "archs": len(part), "acc_range": round(float(y.max() - y.min()), 2),
                **{f"zero_shot_{m}": round(v, 4) for m, v in zero_shot(model, graphs, y).items()},
-               "flops_spearman": round(spearman(y, [graph_of(family, s, "zoo").flops for s in part["spec"]]), 4)}
+               "flops_spearman": round(spearman(y, [float(g.flops) for g in graphs]), 4)}  # featurized CGs carry FLOPs
         if len(part) >= k + 10:
             shots = few_shot(model, graphs, y, k=k, seeds=seeds, epochs=epochs)
             row.update({f"{k}_shot_spearman_mean": round(float(shots["spearman"].mean()), 4),
