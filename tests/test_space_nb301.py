@@ -205,7 +205,7 @@ def test_zoo_profile_forward_and_fx_trace():
     spec = SPACE.sample_many(1, seed=7)[0]
     model = SPACE.build(spec, "zoo")
     p = SPACE.profile("zoo")
-    assert p["C"] == 4 and p["stem_stride"] == 2 and p["layers"] == 5 and p["reduction_cells"] == (1, 3)
+    assert p["C"] == 8 and p["stem_stride"] == 2 and p["layers"] == 5 and p["reduction_cells"] == (1, 3)
     assert [c.reduction for c in model.cells] == [False, True, False, True, False]
     x = torch.randn(2, *p.input_shape)
     model.eval()

@@ -330,7 +330,7 @@ def test_zoo_network_keeps_topology_trains_small_and_traces(name):
             graph = from_module(zoo, space.input_shape_of(spec, "zoo"))
         assert graph.params == n_params(zoo)
         assert "oov" not in graph.op_names
-        assert n_params(zoo) <= 135_000 and graph.flops <= 3_000_000
+        assert n_params(zoo) <= 400_000 and graph.flops <= 12_000_000  # zoo-sized: one CPU thread trains it in seconds
         traced = torch.fx.symbolic_trace(zoo.eval())
         with torch.no_grad():
             assert torch.allclose(traced(x), zoo(x))

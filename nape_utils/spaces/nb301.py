@@ -408,7 +408,8 @@ class NB301Space(Space):
         ),
         "zoo": Profile(
             "zoo", ZOO_INPUT_SHAPE, ZOO_NUM_CLASSES,
-            {"C": 4, "layers": 5, "stem_multiplier": 3, "reduction_cells": reduction_cells(5), "stem_stride": 2},
+            {"C": 8, "layers": 5, "stem_multiplier": 3, "reduction_cells": reduction_cells(5), "stem_stride": 2,
+             "channels_last": True},
         ),
     }
 

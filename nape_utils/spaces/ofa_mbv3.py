@@ -25,8 +25,8 @@ feature-mix 1×1 conv (1536, no BN, no bias, h-swish); linear classifier.
 The ``paper`` input is (3, r, r) with r from the spec: use :meth:`OFAMobileNetV3Space.input_shape_of`;
 ``input_shape("paper")`` is the largest, (1, 3, 224, 224). The ``zoo`` profile keeps every elastic
 choice and topology rule (same block kinds, activations, SE stages, shortcuts) at small widths
-(first conv 8, first block 8, stages 8, 8, 10, 12, 16, final expand 48, feature mix 64, channels rounded
-to integers), with a stride-1 first conv and stage strides 2, 2, 2, 1, 1 for 16×16 inputs (2×2 before
+(first conv 16, first block 16, stages 16, 16, 20, 24, 32, final expand 96, feature mix 128, channels
+rounded to integers; twice the widths of the first zoo, results/zoo/README.md), with a stride-1 first conv and stage strides 2, 2, 2, 1, 1 for 16×16 inputs (2×2 before
 the pool; a stride-2 first conv would halve the cost but leaves 1×1 maps that barely learn: 10–14 %
 against 40 % for ProxylessNAS in the zoo budget; stages whose first block has stride 1 still change width, so no shortcut appears that the
 paper network lacks).
@@ -95,8 +95,9 @@ class OFAMobileNetV3Space(ElasticMBSpace):
             "base_widths": BASE_WIDTHS, "width_mult": 1.2, "divisor": 8, "first_stride": 2,
             "stage_strides": (2, 2, 2, 1, 2), "bn_eps": 1e-5}),
         "zoo": Profile("zoo", ZOO_INPUT_SHAPE, ZOO_NUM_CLASSES, {
-            "base_widths": (8, 8, 8, 8, 10, 12, 16, 48, 64), "width_mult": 1.0, "divisor": 1,
-            "first_stride": 1, "stage_strides": (2, 2, 2, 1, 1), "bn_eps": 1e-5, "fixed_resolution": True}),
+            "base_widths": (16, 16, 16, 16, 20, 24, 32, 96, 128), "width_mult": 1.0, "divisor": 1,
+            "first_stride": 1, "stage_strides": (2, 2, 2, 1, 1), "bn_eps": 1e-5, "fixed_resolution": True,
+            "channels_last": True}),
     }
 
     def build(self, text: str, profile: str | Profile = "paper") -> nn.Module:

@@ -24,8 +24,9 @@ average pool; linear classifier.
 
 The ``paper`` input is (3, r, r) with r from the spec: use :meth:`OFAProxylessSpace.input_shape_of`;
 ``input_shape("paper")`` is the largest, (1, 3, 224, 224). The ``zoo`` profile keeps every elastic
-choice and topology rule at small widths (first conv 8, first block 6, stages 8, 10, 12, 14, 16, 20,
-feature mix 64, channels rounded to integers), with a stride-1 first conv and stage strides
+choice and topology rule at small widths (first conv 16, first block 12, stages 16, 20, 24, 28, 32, 40,
+feature mix 128, channels rounded to integers; half these widths trained so unevenly that two seeds of
+one network disagreed by 8.5 points on average, results/zoo/README.md), with a stride-1 first conv and stage strides
 2, 2, 2, 1, 1, 1 for 16×16 inputs (2×2 before the pool; a stride-2 first conv would halve the cost but
 leaves 1×1 maps that barely learn: 10–14 % against 40 % in the zoo budget; every stage changes width, so shortcuts sit
 where the paper network has them).
@@ -88,8 +89,9 @@ class OFAProxylessSpace(ElasticMBSpace):
             "base_widths": BASE_WIDTHS, "width_mult": 1.3, "divisor": 8, "first_stride": 2,
             "stage_strides": (2, 2, 2, 1, 2, 1), "bn_eps": 1e-3}),
         "zoo": Profile("zoo", ZOO_INPUT_SHAPE, ZOO_NUM_CLASSES, {
-            "base_widths": (8, 6, 8, 10, 12, 14, 16, 20, 64), "width_mult": 1.0, "divisor": 1,
-            "first_stride": 1, "stage_strides": (2, 2, 2, 1, 1, 1), "bn_eps": 1e-3, "fixed_resolution": True}),
+            "base_widths": (16, 12, 16, 20, 24, 28, 32, 40, 128), "width_mult": 1.0, "divisor": 1,
+            "first_stride": 1, "stage_strides": (2, 2, 2, 1, 1, 1), "bn_eps": 1e-3, "fixed_resolution": True,
+            "channels_last": True}),
     }
 
     def build(self, text: str, profile: str | Profile = "paper") -> nn.Module:

@@ -32,8 +32,8 @@ convs instead of one 7×7 conv. ``{"d":[2,1,2,2,1],"e":[0.25,...],"w":[2,2,2,2,2
 
 The ``paper`` input is (3, r, r) with r from the spec: use :meth:`OFAResNetSpace.input_shape_of`;
 ``input_shape("paper")`` is the largest, (1, 3, 224, 224). The ``zoo`` profile keeps every elastic
-choice and the topology rules at small widths (stem 16 and stages 24, 32, 48, 64 before the width
-multipliers, channels rounded to integers rather than multiples of 8), with a stride-1 stem conv and
+choice and the topology rules at small widths (stem 32 and stages 48, 64, 96, 128 before the width
+multipliers, twice the first zoo's, results/zoo/README.md; channels rounded to integers rather than multiples of 8), with a stride-1 stem conv and
 stage strides 1, 2, 2, 1 for 16×16 inputs (2×2 before the pool; the last stage's first block keeps its
 ``avgpool_conv`` shortcut, with a kernel-1 pool).
 """
@@ -189,8 +189,9 @@ class OFAResNetSpace(OFASpace):
     profiles = {
         "paper": _PAPER,
         "zoo": Profile("zoo", ZOO_INPUT_SHAPE, ZOO_NUM_CLASSES, {
-            "stem_width": 16, "stage_widths": (24, 32, 48, 64), "width_mults": WIDTH_MULTS, "divisor": 1,
-            "stem_stride": 1, "stage_strides": (1, 2, 2, 1), "bn_eps": 1e-5, "fixed_resolution": True}),
+            "stem_width": 32, "stage_widths": (48, 64, 96, 128), "width_mults": WIDTH_MULTS, "divisor": 1,
+            "stem_stride": 1, "stage_strides": (1, 2, 2, 1), "bn_eps": 1e-5, "fixed_resolution": True,
+            "channels_last": True}),
     }
 
     # -- parse / format -----------------------------------------------------------------------------
