@@ -184,6 +184,20 @@ def test_other_size_and_unsupported_size():
         RWE(size=14, **FAST).score("nb201", SPEC)
 
 
+def test_ofa_resolution_below_the_canvas_is_the_canvas_downsampled():
+    """An OFA spec at r=128 is a 9×9 network at zoo size: RWE shows it the task as the zoo trainer does."""
+    import json
+
+    from nape_utils.data.task import task_tensors
+
+    est = RWE(**FAST)
+    spec = json.dumps({**json.loads(get_space("ofa_pn").sample_many(1, seed=0)[0]), "r": 128})
+    assert 0.0 <= est.score("ofa_pn", spec) <= 100.0
+    (x_train, _), (x_val, y_val) = est.data(9)
+    expected = task_tensors(make_task(SMALL), "val", 9)
+    assert x_train.shape[1:] == (3, 9, 9) and torch.equal(x_val, expected[0]) and torch.equal(y_val, expected[1])
+
+
 def test_score_specs_table():
     table = rwe_scores("nb201", [SPEC, ALL_NONE], progress=False, **FAST)
     assert list(table.columns) == ["spec", "rwe_accuracy", "seconds"]

@@ -21,7 +21,7 @@ import torch.nn as nn
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nape_utils.graphs import from_module
+from nape_utils.graphs import from_module, graph_of
 from nape_utils.spaces import get_space
 from nape_utils.spaces.ofa_common import RESOLUTIONS, MBConvBlock, make_divisible
 from nape_utils.spaces.ofa_mbv3 import OFAMobileNetV3Space
@@ -230,7 +230,25 @@ def test_input_shapes(name):
     spec = json.dumps({**json.loads(MIN_SPEC[name]), "r": 160})
     assert space.input_shape("paper") == (1, 3, 224, 224)
     assert space.input_shape_of(spec, "paper") == (1, 3, 160, 160)
-    assert space.input_shape("zoo") == space.input_shape_of(spec, "zoo") == (1, 3, 16, 16)
+    # zoo: OFA's 128..224 scaled onto the 16-pixel canvas, so the resolution choice still matters
+    assert space.input_shape("zoo") == (1, 3, 16, 16)
+    assert space.input_shape_of(spec, "zoo") == (1, 3, 11, 11)  # round(160 * 16 / 224)
+    small = json.dumps({**json.loads(MIN_SPEC[name]), "r": 128})
+    big = json.dumps({**json.loads(MIN_SPEC[name]), "r": 224})
+    assert space.input_shape_of(small, "zoo") == (1, 3, 9, 9) and space.input_shape_of(big, "zoo") == (1, 3, 16, 16)
+    assert graph_of(space, small, "zoo").flops < graph_of(space, big, "zoo").flops
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_zoo_residual_branches_start_as_identity(name):
+    """zero_init_residual: the last BatchNorm scale of every residual branch is 0 at zoo size, not at paper size."""
+    space = get_space(name)
+    spec = space.sample_many(1, seed=3)[0]
+    zoo_bns = [m.residual_bn for m in space.build(spec, "zoo").modules() if getattr(m, "residual_bn", None) is not None]
+    paper_bns = [m.residual_bn for m in space.build(spec, "paper").modules()
+                 if getattr(m, "residual_bn", None) is not None]
+    assert zoo_bns and all(torch.all(bn.weight == 0) for bn in zoo_bns)
+    assert all(torch.all(bn.weight == 1) for bn in paper_bns)
 
 
 # -- networks -----------------------------------------------------------------------------------------

@@ -10,8 +10,11 @@ import time
 
 import numpy as np
 import pytest
+import torch
 
 from nape_utils.data.task import TaskConfig, make_task
+from nape_utils.graphs import graph_of
+from nape_utils.spaces import get_space
 from nape_utils.zoo import TrainConfig, ZooStore, build_zoo, label_quality, plan, to_dataset, train_one
 from nape_utils.zoo.export import spearman_brown
 
@@ -128,3 +131,20 @@ def test_export_dataset_and_label_quality(tmp_path):
     assert quality.loc["nb201", "archs"] == 4
     assert spearman_brown(0.5, 2) == pytest.approx(2 / 3)
     assert spearman_brown(-1.0, 2) == 0.0 and spearman_brown(-0.3, 3) == 0.0  # disagreeing seeds: no signal
+
+
+def test_train_one_downsamples_the_task_to_the_networks_resolution():
+    """An OFA spec at r=128 trains on 9×9 images: the trainer resizes the task, the graph counts FLOPs there."""
+    import json
+
+    from nape_utils.data.task import task_tensors
+
+    data = make_task(TINY.task)
+    x, y = task_tensors(data, "val", 9)
+    assert x.shape == (len(y), 3, 9, 9) and torch.equal(y, torch.tensor(data["val"][1]))
+    assert task_tensors(data, "val", 16)[0].shape[-1] == 16
+    space = get_space("ofa_resnet")
+    spec = json.dumps({**json.loads(space.sample_many(1, seed=0)[0]), "r": 128})
+    record = train_one("ofa_resnet", spec, 0, TINY)
+    assert record["flops"] == graph_of(space, space.canonical(spec), "zoo").flops
+    assert 0 <= record["test_accuracy"] <= 100

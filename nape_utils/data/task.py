@@ -147,3 +147,16 @@ def make_task(config: TaskConfig = TaskConfig()) -> dict[str, tuple[np.ndarray, 
         y.setflags(write=False)
         data[split] = (x, y)
     return data
+
+
+def task_tensors(data: dict, split: str, size: int, memory_format=None):
+    """(images, labels) of one split of :func:`make_task`'s output as torch tensors, the images resized
+    to ``size``×``size`` (bilinear, antialiased) where the canvas differs: how a network whose input is
+    smaller than the canvas (an OFA spec's resolution at zoo size) sees the task."""
+    import torch
+    import torch.nn.functional as F
+
+    x, y = torch.tensor(data[split][0]), torch.tensor(data[split][1])
+    if x.shape[-1] != size:
+        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+    return x.contiguous(memory_format=memory_format or torch.contiguous_format), y

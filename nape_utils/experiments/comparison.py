@@ -130,7 +130,7 @@ def zoo_table(source, target: str = "test_accuracy", spaces: Iterable[str] | Non
 
     ``source``: a zoo Dataset (:func:`nape_utils.zoo.export.to_dataset`), a NetCDF file
     (:func:`~nape_utils.zoo.export.load_zoo`) or a zoo store (``.sqlite``). ``spaces`` keeps only those."""
-    ds = _zoo_dataset(source)
+    ds = zoo_dataset(source)
     if target not in ds:
         raise ValueError(f"the zoo has no variable {target!r}; it has {', '.join(map(str, ds.data_vars))}")
     table = pd.DataFrame({"space": ds["space"].values.astype(str), "spec": ds["spec"].values.astype(str),
@@ -145,7 +145,7 @@ def zoo_table(source, target: str = "test_accuracy", spaces: Iterable[str] | Non
     return check_table(table)
 
 
-def _zoo_dataset(source):
+def zoo_dataset(source):
     """A zoo Dataset from a Dataset, a NetCDF path or a store path."""
     import xarray as xr
 

@@ -114,10 +114,10 @@ def train_zoo_nb101(zoo_source=DEFAULT_STORE, *, pretrain_cells: int = 500, seed
                     progress: bool = True):
     """Train and save ``zoo-nb101`` (module docstring); returns (folder, card)."""
     from ..zoo.export import label_quality
-    from .comparison import _zoo_dataset, zoo_table
+    from .comparison import zoo_dataset, zoo_table
 
     start = time.perf_counter()
-    ds = _zoo_dataset(zoo_source)
+    ds = zoo_dataset(zoo_source)
     zoo = zoo_table(ds)
     train = zoo[zoo["space"] == "nb101"]
     if len(train) < min_archs:
@@ -157,12 +157,12 @@ def measure_zoo_nb101(zoo_source=DEFAULT_STORE, *, k: int = 50, few_shot_seeds=(
     """Measure the saved ``zoo-nb101`` on every other family of a zoo (it may have grown since the model
     was fitted; the NB-101 labels it learned from must still be the same) and write the figures into
     its card; returns (folder, card)."""
-    from .comparison import _zoo_dataset, zoo_table
+    from .comparison import zoo_dataset, zoo_table
 
     folder = root / "zoo-nb101"
     model = GENNAPE.load(folder / "model.pt")
     card = json.loads((folder / "card.json").read_text())
-    ds = _zoo_dataset(zoo_source)
+    ds = zoo_dataset(zoo_source)
     zoo = zoo_table(ds)
     train = zoo[zoo["space"] == "nb101"]
     if len(train) != card["training_data"]["architectures"]:

@@ -297,16 +297,16 @@ class RWE:
 
     # -- data and networks ------------------------------------------------------------------------
     def data(self, size: int) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
-        """((x_train, y_train), (x_val, y_val)) at canvas ``size``: the training subset and the
-        validation split, as torch tensors (cached per size)."""
-        from ..data.task import make_task
+        """((x_train, y_train), (x_val, y_val)) at ``size``: the training subset and the validation split,
+        as torch tensors (cached per size). Sizes above the task's canvas are rendered on a canvas that
+        large; smaller ones (OFA resolutions at zoo size) are the canvas downsampled, as the zoo trainer
+        shows them to the network."""
+        from ..data.task import make_task, task_tensors
 
         if size not in self._data:
-            task = make_task(dataclasses.replace(self.task, size=size))
-            x_tr, y_tr = task["train"]
-            x_va, y_va = task["val"]
-            self._data[size] = ((torch.tensor(x_tr[:self.n_train]), torch.tensor(y_tr[:self.n_train])),
-                                (torch.tensor(x_va), torch.tensor(y_va)))
+            task = make_task(dataclasses.replace(self.task, size=max(size, self.task.size)))
+            (x_tr, y_tr), val = task_tensors(task, "train", size), task_tensors(task, "val", size)
+            self._data[size] = ((x_tr[:self.n_train], y_tr[:self.n_train]), val)
         return self._data[size]
 
     def _build(self, space, spec: str) -> tuple[nn.Module, int]:

@@ -112,12 +112,31 @@ class MBConvBlock(nn.Module):
         self.point_linear = conv_bn_act(mid, c_out, 1, act=None, bn_eps=bn_eps)
         self.shortcut = shortcut
 
+    @property
+    def residual_bn(self) -> nn.BatchNorm2d | None:
+        """The BatchNorm that ends the residual branch (None without a shortcut)."""
+        return self.point_linear.bn if self.shortcut else None
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = x if self.inverted_bottleneck is None else self.inverted_bottleneck(x)
         out = self.point_linear(self.depth_conv(out))
         if self.shortcut:
             out = out + x
         return out
+
+
+def finish_zoo_init(net: nn.Module, profile: Profile) -> nn.Module:
+    """Apply the profile's ``"zero_init_residual"``: every residual branch's last BatchNorm scale starts
+    at 0, so each residual block starts as the identity (Goyal et al. 2017; torchvision's
+    ``zero_init_residual``). At zoo size the deep OFA networks otherwise sit near ln 10 for most of the
+    budget, and where they end is luck: OFA-MobileNetV3's seed noise fell from 10.9 to 3.1 points
+    (results/zoo/README.md)."""
+    if profile.options.get("zero_init_residual"):
+        for module in net.modules():
+            bn = getattr(module, "residual_bn", None)
+            if bn is not None:
+                nn.init.zeros_(bn.weight)
+    return net
 
 
 def n_params(module: nn.Module) -> int:
@@ -218,6 +237,8 @@ class OFASpace(Space):
         if p.options.get("fixed_resolution", False):
             return (1, *p.input_shape)
         r = self.resolution_of(self.parse(text))
+        if "resolution_scale" in p.options:  # zoo: OFA's 128..224 mapped onto the task's canvas
+            r = round(r * p.options["resolution_scale"])
         return (1, c, r, r)
 
     def _profile(self, profile: str | Profile) -> Profile:

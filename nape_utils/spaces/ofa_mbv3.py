@@ -39,7 +39,7 @@ import torch
 import torch.nn as nn
 
 from .base import ZOO_INPUT_SHAPE, ZOO_NUM_CLASSES, Profile
-from .ofa_common import ElasticMBSpace, MBConfig, MBConvBlock, conv_bn_act, make_divisible
+from .ofa_common import ElasticMBSpace, MBConfig, MBConvBlock, conv_bn_act, finish_zoo_init, make_divisible
 
 #: OFA's base widths: first conv, first block, 5 stages, final expand, feature mix
 BASE_WIDTHS = (16, 16, 24, 40, 80, 112, 160, 960, 1280)
@@ -96,9 +96,10 @@ class OFAMobileNetV3Space(ElasticMBSpace):
             "stage_strides": (2, 2, 2, 1, 2), "bn_eps": 1e-5}),
         "zoo": Profile("zoo", ZOO_INPUT_SHAPE, ZOO_NUM_CLASSES, {
             "base_widths": (16, 16, 16, 16, 20, 24, 32, 96, 128), "width_mult": 1.0, "divisor": 1,
-            "first_stride": 1, "stage_strides": (2, 2, 2, 1, 1), "bn_eps": 1e-5, "fixed_resolution": True,
-            "channels_last": True}),
+            "first_stride": 1, "stage_strides": (2, 2, 2, 1, 1), "bn_eps": 1e-5, "resolution_scale": 16 / 224,
+            "channels_last": True, "zero_init_residual": True}),
     }
 
     def build(self, text: str, profile: str | Profile = "paper") -> nn.Module:
-        return OFAMobileNetV3Net(self.parse(text), self._profile(profile), self.stage_slots)
+        profile = self._profile(profile)
+        return finish_zoo_init(OFAMobileNetV3Net(self.parse(text), profile, self.stage_slots), profile)

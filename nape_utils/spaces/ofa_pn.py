@@ -39,7 +39,7 @@ import torch
 import torch.nn as nn
 
 from .base import ZOO_INPUT_SHAPE, ZOO_NUM_CLASSES, Profile
-from .ofa_common import ElasticMBSpace, MBConfig, MBConvBlock, conv_bn_act, make_divisible
+from .ofa_common import ElasticMBSpace, MBConfig, MBConvBlock, conv_bn_act, finish_zoo_init, make_divisible
 
 #: OFA's ProxylessNAS base widths: first conv, first block, 6 stages, feature mix
 BASE_WIDTHS = (32, 16, 24, 40, 80, 96, 192, 320, 1280)
@@ -90,9 +90,10 @@ class OFAProxylessSpace(ElasticMBSpace):
             "stage_strides": (2, 2, 2, 1, 2, 1), "bn_eps": 1e-3}),
         "zoo": Profile("zoo", ZOO_INPUT_SHAPE, ZOO_NUM_CLASSES, {
             "base_widths": (16, 12, 16, 20, 24, 28, 32, 40, 128), "width_mult": 1.0, "divisor": 1,
-            "first_stride": 1, "stage_strides": (2, 2, 2, 1, 1, 1), "bn_eps": 1e-3, "fixed_resolution": True,
-            "channels_last": True}),
+            "first_stride": 1, "stage_strides": (2, 2, 2, 1, 1, 1), "bn_eps": 1e-3, "resolution_scale": 16 / 224,
+            "channels_last": True, "zero_init_residual": True}),
     }
 
     def build(self, text: str, profile: str | Profile = "paper") -> nn.Module:
-        return OFAProxylessNet(self.parse(text), self._profile(profile), self.stage_slots)
+        profile = self._profile(profile)
+        return finish_zoo_init(OFAProxylessNet(self.parse(text), profile, self.stage_slots), profile)

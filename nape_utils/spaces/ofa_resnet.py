@@ -47,7 +47,7 @@ import torch
 import torch.nn as nn
 
 from .base import ZOO_INPUT_SHAPE, ZOO_NUM_CLASSES, Profile
-from .ofa_common import (OFASpace, conv_bn_act, dumps, int_list, is_int, load_json_object, make_divisible,
+from .ofa_common import (OFASpace, conv_bn_act, dumps, finish_zoo_init, int_list, is_int, load_json_object, make_divisible,
                          parse_resolution, RESOLUTIONS)
 
 BASE_DEPTHS = (2, 2, 4, 2)
@@ -109,6 +109,11 @@ class Bottleneck(nn.Module):
         else:
             raise ValueError(f"unknown downsample mode {downsample_mode!r}; 'avgpool_conv' or 'conv'")
         self.final_act = nn.ReLU()
+
+    @property
+    def residual_bn(self) -> nn.BatchNorm2d:
+        """The BatchNorm that ends the residual branch."""
+        return self.conv3.bn
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.final_act(self.conv3(self.conv2(self.conv1(x))) + self.downsample(x))
@@ -190,8 +195,8 @@ class OFAResNetSpace(OFASpace):
         "paper": _PAPER,
         "zoo": Profile("zoo", ZOO_INPUT_SHAPE, ZOO_NUM_CLASSES, {
             "stem_width": 32, "stage_widths": (48, 64, 96, 128), "width_mults": WIDTH_MULTS, "divisor": 1,
-            "stem_stride": 1, "stage_strides": (1, 2, 2, 1), "bn_eps": 1e-5, "fixed_resolution": True,
-            "channels_last": True}),
+            "stem_stride": 1, "stage_strides": (1, 2, 2, 1), "bn_eps": 1e-5, "resolution_scale": 16 / 224,
+            "channels_last": True, "zero_init_residual": True}),
     }
 
     # -- parse / format -----------------------------------------------------------------------------
@@ -287,4 +292,5 @@ class OFAResNetSpace(OFASpace):
 
     # -- networks -----------------------------------------------------------------------------------
     def build(self, text: str, profile: str | Profile = "paper") -> nn.Module:
-        return OFAResNetNet(self.parse(text), self._profile(profile))
+        profile = self._profile(profile)
+        return finish_zoo_init(OFAResNetNet(self.parse(text), profile), profile)

@@ -9,6 +9,9 @@ A zoo profile may ask for channels-last (NHWC) tensors (``"channels_last": True`
 oneDNN's convolutions, depthwise ones above all, then run up to 2.7× faster on one CPU thread
 (OFA-MobileNetV3 80 → 42 ms a step; results/zoo/README.md). The memory format changes the order of the
 arithmetic, so it belongs to the profile, which a store records per family.
+
+A network whose zoo input is smaller than the task's canvas (OFA specs choose their resolution) sees
+the task's images downsampled to it (bilinear, antialiased), in training and in evaluation.
 """
 from __future__ import annotations
 
@@ -21,7 +24,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from ..data.task import TaskConfig, make_task
+from ..data.task import TaskConfig, make_task, task_tensors
 from ..graphs import graph_of
 from ..spaces import get_space
 
@@ -72,7 +75,8 @@ def train_one(space: str, spec: str, seed: int, config: TrainConfig = TrainConfi
     spec = sp.canonical(spec)
     data = make_task(config.task)
     fmt = torch.channels_last if sp.profile("zoo").options.get("channels_last") else torch.contiguous_format
-    x_train, y_train = torch.tensor(data["train"][0]).to(memory_format=fmt), torch.tensor(data["train"][1])
+    size = sp.input_shape_of(spec, "zoo")[-1]
+    x_train, y_train = task_tensors(data, "train", size, fmt)
     torch.manual_seed(seed)
     net = sp.build(spec, "zoo").to(memory_format=fmt)
     graph = graph_of(sp, spec, "zoo")
@@ -98,8 +102,7 @@ def train_one(space: str, spec: str, seed: int, config: TrainConfig = TrainConfi
             schedule.step()
             running += loss.item() * len(idx)
         losses.append(running / len(x_train))
-    val, test = (_evaluate(net, torch.tensor(data[split][0]).to(memory_format=fmt), torch.tensor(data[split][1]))
-                 for split in ("val", "test"))
+    val, test = (_evaluate(net, *task_tensors(data, split, size, fmt)) for split in ("val", "test"))
     return {
         "space": sp.name, "spec": spec, "seed": int(seed),
         "test_accuracy": 100 * test, "val_accuracy": 100 * val,
