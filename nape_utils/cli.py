@@ -191,12 +191,29 @@ def _int_list(text: str, what: str) -> list[int]:
         raise ValueError(f"{what} takes comma-separated integers, got {text!r}") from None
 
 
+def _seeds_of(spaces: list[str], options: list[str]) -> dict[str, list[int]]:
+    """--seeds values → seeds per family: ``0,1`` for every family, ``hiaml=0,1,2`` for one (later wins)."""
+    seeds: dict[str, list[int]] = {}
+    for option in options:
+        family, _, values = option.rpartition("=")
+        if not family:
+            seeds.update({name: _int_list(values, "--seeds") for name in spaces})
+        elif family not in spaces:
+            raise ValueError(f"--seeds {option}: {family} is not among the families built ({', '.join(spaces)})")
+        else:
+            seeds[family] = _int_list(values, f"--seeds {family}=")
+    missing = [name for name in spaces if not seeds.get(name)]
+    if missing:
+        raise ValueError(f"no seeds for {', '.join(missing)}: give --seeds 0,1 (every family) or --seeds FAMILY=0,1")
+    return seeds
+
+
 def cmd_zoo(args) -> None:
     from . import zoo
 
     if args.action == "build":
         spaces = args.spaces.split(",") if args.spaces else list(zoo.ZOO_SPACES)
-        jobs = zoo.plan(spaces, args.archs, _int_list(args.seeds, "--seeds"), sample_seed=args.sample_seed)
+        jobs = zoo.plan(spaces, args.archs, _seeds_of(spaces, args.seeds or ["0,1"]), sample_seed=args.sample_seed)
         config = zoo.TrainConfig(epochs=args.epochs)
         ran = zoo.build_zoo(jobs, args.store, config, workers=args.workers, scheduler=args.scheduler)
         print(f"{ran} runs trained, {len(jobs) - ran} already in {args.store}", file=sys.stderr)
@@ -329,7 +346,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--store", default="results/zoo/zoo.sqlite")
     p.add_argument("--spaces", help="comma-separated families (default: the eleven zoo families)")
     p.add_argument("--archs", type=int, default=200, help="architectures per family")
-    p.add_argument("--seeds", default="0,1", help="training seeds, comma-separated")
+    p.add_argument("--seeds", action="append", help="training seeds, comma-separated (default 0,1); repeat as "
+                   "FAMILY=SEEDS for a family that needs more, e.g. --seeds 0,1 --seeds ofa_mbv3=0,1,2,3")
     p.add_argument("--epochs", type=int, default=5, help="training budget (epochs; the default is TrainConfig's)")
     p.add_argument("--sample-seed", type=int, default=0, help="seed that picks the architectures")
     p.add_argument("--workers", type=int, default=1, help="local worker processes")

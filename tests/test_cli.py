@@ -106,3 +106,28 @@ def test_predict_scores_each_spec_with_a_shipped_model(capsys, monkeypatch):
     code, _, err = run(capsys, "predict", "nb201", "--archs", "-", "--model", "no-such-model",
                        stdin=specs[0], monkeypatch=monkeypatch)
     assert code == 2 and "no-such-model" in err
+
+
+def test_zoo_seeds_per_family():
+    from nape_utils.cli import _seeds_of
+
+    spaces = ["nb201", "hiaml"]
+    assert _seeds_of(spaces, ["0,1"]) == {"nb201": [0, 1], "hiaml": [0, 1]}
+    assert _seeds_of(spaces, ["0,1", "hiaml=0,1,2"]) == {"nb201": [0, 1], "hiaml": [0, 1, 2]}
+    with pytest.raises(ValueError, match="ofa_pn is not among the families built"):
+        _seeds_of(spaces, ["0,1", "ofa_pn=0,1,2"])
+    with pytest.raises(ValueError, match="no seeds for nb201"):
+        _seeds_of(spaces, ["hiaml=0,1"])
+    with pytest.raises(ValueError, match="comma-separated integers"):
+        _seeds_of(spaces, ["0,x"])
+
+
+def test_plan_keeps_an_architectures_seeds_together():
+    from nape_utils.zoo import plan
+
+    jobs = plan(["nb201", "hiaml"], 2, {"nb201": [0, 1], "hiaml": [0, 1, 2]})
+    assert [(space, seed) for space, _, seed in jobs[:5]] == [("nb201", 0), ("nb201", 1), ("hiaml", 0), ("hiaml", 1),
+                                                              ("hiaml", 2)]
+    assert len(jobs) == 10 and len({spec for space, spec, _ in jobs if space == "hiaml"}) == 2
+    with pytest.raises(ValueError, match="no seeds given for hiaml"):
+        plan(["nb201", "hiaml"], 2, {"nb201": [0]})

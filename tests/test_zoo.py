@@ -133,6 +133,35 @@ def test_export_dataset_and_label_quality(tmp_path):
     assert spearman_brown(-1.0, 2) == 0.0 and spearman_brown(-0.3, 3) == 0.0  # disagreeing seeds: no signal
 
 
+def _runs(rows):
+    import pandas as pd
+
+    return pd.DataFrame([{"space": space, "spec": spec, "seed": seed, "budget": 5, "test_accuracy": acc,
+                          "val_accuracy": acc, "seconds": 1.0, "params": 10, "flops": 20}
+                         for space, spec, seed, acc in rows])
+
+
+def test_families_at_different_numbers_of_seeds():
+    """nb201 at seeds 0-1, hiaml at 0-2: each family's labels are means over its own seeds; an arch
+    missing one of its family's seeds is left out; a seed few archs have (hiaml's 3) is ignored."""
+    from nape_utils.experiments.comparison import zoo_table
+
+    rows = [("nb201", f"a{i}", seed, 50.0 + i + seed) for i in range(4) for seed in (0, 1)]
+    rows += [("nb201", "partial", 0, 60.0)]
+    rows += [("hiaml", f"b{i}", seed, 70.0 + 2 * i + seed) for i in range(4) for seed in (0, 1, 2)]
+    rows += [("hiaml", "short", 0, 70.0), ("hiaml", "short", 1, 71.0), ("hiaml", "b0", 3, 99.0)]
+    ds = to_dataset(_runs(rows))
+    assert list(ds["seed"].values) == [0, 1, 2]
+    nb201 = ds["space"].values == "nb201"
+    assert nb201.sum() == 4 and np.isnan(ds["test_accuracy"].values[nb201, 2]).all()
+    assert sorted(ds["spec"].values[~nb201]) == ["b0", "b1", "b2", "b3"]
+    quality = label_quality(ds)
+    assert quality.loc["nb201", "seeds"] == 2 and quality.loc["hiaml", "seeds"] == 3
+    assert quality.loc["hiaml", "seed_mean_reliability"] == pytest.approx(1.0)
+    table = zoo_table(ds).set_index("spec")
+    assert table.loc["a0", "accuracy"] == pytest.approx(50.5) and table.loc["b1", "accuracy"] == pytest.approx(73.0)
+
+
 def test_train_one_downsamples_the_task_to_the_networks_resolution():
     """An OFA spec at r=128 trains on 9×9 images: the trainer resizes the task, the graph counts FLOPs there."""
     import json

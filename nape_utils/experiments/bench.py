@@ -128,7 +128,7 @@ def _predict_chunk(chunk: tuple[int, list[str]], estimator) -> tuple:
 
 
 def _pilot_labels(store: str | Path):
-    """(space, spec) → seed-mean test accuracy of the store's largest budget (archs with every seed), and
+    """(space, spec) → seed-mean test accuracy of the store's largest budget (archs with every seed of their family), and
     the store's task configuration. Read through an immutable connection: the store file is never touched."""
     import sqlite3
 
@@ -143,10 +143,12 @@ def _pilot_labels(store: str | Path):
         config = json.loads(db.execute("SELECT value FROM config WHERE key = 'zoo'").fetchone()[0])
     finally:
         db.close()
+    from ..zoo.export import complete_runs
+
     runs = runs[runs["budget"] == runs["budget"].max()]
-    seeds = runs["seed"].nunique()
-    labels = runs.groupby(["space", "spec"])["test_accuracy"].agg(["mean", "count"])
-    return labels.loc[labels["count"] == seeds, "mean"].rename("label").reset_index(), config.get("task", {})
+    runs = complete_runs(runs)
+    labels = runs.groupby(["space", "spec"])["test_accuracy"].mean()
+    return labels.rename("label").reset_index(), config.get("task", {})
 
 
 def bench_rwe(spaces: list[str] | None = None, *, n: int = 5, n_train: int = 1000, seed: int = 0,

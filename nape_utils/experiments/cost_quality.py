@@ -406,10 +406,11 @@ def training_agreement(ds, labels: pd.DataFrame | None = None, *, target: str = 
         if len(frame) < len(labels):
             raise ValueError(f"{len(labels) - len(frame)} labelled architectures are not in the zoo Dataset")
     values, seconds = ds[target].values, ds["seconds"].values
-    k = values.shape[1]
     rows = []
     for family, part in frame.groupby("family", sort=False):
         acc, secs = values[part.index.to_numpy()], seconds[part.index.to_numpy()]
+        trained = ~np.isnan(acc).all(axis=0)  # families may be trained at different numbers of seeds
+        acc, secs, k = acc[:, trained], secs[:, trained], int(trained.sum())
         pairs = [(i, j) for i in range(k) for j in range(i + 1, k)]
         rhos = [_correlations(acc[:, i], acc[:, j]) for i, j in pairs]
         rho = float(np.nanmean([r[0] for r in rhos])) if rhos else float("nan")

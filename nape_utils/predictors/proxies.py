@@ -474,8 +474,8 @@ def make_batch(input_shape: Sequence[int], num_classes: int = 10, batch_size: in
     x = torch.from_numpy(np.array(x_all[pick]))
     if shape[0] != x.shape[1]:
         raise ValueError(f"the task has {x.shape[1]}-channel images; input shape {shape} needs data='gaussian'")
-    if shape[1:] != tuple(x.shape[2:]):
-        x = F.interpolate(x, size=shape[1:], mode="bilinear", align_corners=False)
+    if shape[1:] != tuple(x.shape[2:]):  # antialiased when shrinking: what the zoo trainer shows the network
+        x = F.interpolate(x, size=shape[1:], mode="bilinear", align_corners=False, antialias=True)
     return x.contiguous(), y
 
 

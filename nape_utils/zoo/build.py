@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Mapping
 
 from tqdm.auto import tqdm
 
@@ -18,9 +18,20 @@ ZOO_SPACES = ("nb101", "nb201", "nb301", "ofa_mbv3", "ofa_pn", "ofa_resnet", "hi
               "nago", "ghn_random")
 
 
-def plan(spaces: Iterable[str], n_archs: int, seeds: Iterable[int], sample_seed: int = 0) -> list[tuple[str, str, int]]:
-    """(space, spec, seed) jobs: ``n_archs`` distinct sampled specs per space, each at every seed,
+def plan(spaces: Iterable[str], n_archs: int, seeds: Iterable[int] | Mapping[str, Iterable[int]],
+         sample_seed: int = 0) -> list[tuple[str, str, int]]:
+    """(space, spec, seed) jobs: ``n_archs`` distinct sampled specs per space, each at every seed (one
+    list for all, or a mapping space → seeds, for families that need more seeds for a reliable mean),
     interleaved across spaces so that a partly built zoo already covers every family."""
+    spaces = list(spaces)
+    if isinstance(seeds, Mapping):
+        missing = sorted(set(spaces) - set(seeds))
+        if missing:
+            raise ValueError(f"no seeds given for {', '.join(missing)}")
+        seeds_of = {name: list(seeds[name]) for name in spaces}
+    else:
+        seeds = list(seeds)
+        seeds_of = {name: seeds for name in spaces}
     per_space = []
     for name in spaces:
         space = get_space(name)
@@ -33,8 +44,8 @@ def plan(spaces: Iterable[str], n_archs: int, seeds: Iterable[int], sample_seed:
             rng_seed += 1000
             if rng_seed > sample_seed + 50_000:
                 raise ValueError(f"{name} has fewer than {n_archs} distinct architectures")
-        per_space.append([(space.name, spec, seed) for spec in specs for seed in seeds])
-    return [job for group in zip(*per_space) for job in group]
+        per_space.append([[(space.name, spec, seed) for seed in seeds_of[name]] for spec in specs])
+    return [job for group in zip(*per_space) for arch in group for job in arch]
 
 
 def store_config(config: TrainConfig) -> dict:

@@ -4,6 +4,11 @@ Dims ``(arch, seed)``; coords ``space`` and ``spec`` on ``arch``; variables ``te
 ``val_accuracy`` and ``seconds`` per (arch, seed), ``params`` and ``flops`` per arch. Label quality
 per family goes into the attrs: the seed-to-seed Spearman on non-degenerate architectures and the
 reliability of the seed mean (Spearman–Brown), plus the accuracy spread.
+
+Families may be trained at different numbers of seeds (a family whose members are alike needs more
+for a reliable mean). A family's seeds are those at least half of its architectures were trained at;
+an architecture is kept when it has all of them, and its entries for other seeds are NaN, so every
+label of a family is the mean over the same seeds (xarray's ``mean("seed")`` skips the NaNs).
 """
 from __future__ import annotations
 
@@ -19,16 +24,16 @@ DEGENERATE_BELOW = 15.0
 
 
 def to_dataset(runs: pd.DataFrame, budget: int | None = None, config: dict | None = None):
-    """Architectures trained at every seed of the chosen budget (default: the largest) → Dataset."""
+    """Architectures trained at every seed of their family (see the module docstring), at the chosen
+    budget (default: the largest) → Dataset."""
     import xarray as xr
 
     if runs.empty:
         raise ValueError("the zoo store has no runs yet; build some with `nape zoo build`")
     budget = int(runs["budget"].max()) if budget is None else budget
     runs = runs[runs["budget"] == budget]
+    runs = complete_runs(runs).sort_values(["space", "spec", "seed"])
     seeds = sorted(runs["seed"].unique())
-    complete = runs.groupby(["space", "spec"])["seed"].transform("nunique") == len(seeds)
-    runs = runs[complete].sort_values(["space", "spec", "seed"])
     wide = runs.pivot(index=["space", "spec"], columns="seed")
     arch = wide.index
     per_arch = runs.groupby(["space", "spec"])[["params", "flops"]].first().loc[arch]
@@ -42,6 +47,18 @@ def to_dataset(runs: pd.DataFrame, budget: int | None = None, config: dict | Non
     ds.attrs.update(budget_epochs=budget, config=json.dumps(config or {}, sort_keys=True),
                     label_quality=label_quality(ds).to_json(orient="index"))
     return ds
+
+
+def complete_runs(runs: pd.DataFrame) -> pd.DataFrame:
+    """The runs at each family's seeds (those at least half its architectures have), of the
+    architectures that have every one of them."""
+    parts = []
+    for _, family in runs.groupby("space"):
+        archs_per_seed = family.groupby("seed")["spec"].nunique()
+        family_seeds = archs_per_seed.index[archs_per_seed * 2 >= family["spec"].nunique()]
+        family = family[family["seed"].isin(family_seeds)]
+        parts.append(family[family.groupby("spec")["seed"].transform("nunique") == len(family_seeds)])
+    return pd.concat(parts)
 
 
 def spearman_brown(r: float, k: int) -> float:
@@ -58,12 +75,13 @@ def label_quality(ds) -> pd.DataFrame:
     rows = {}
     for space in np.unique(ds["space"].values):
         acc = ds["test_accuracy"].values[ds["space"].values == space]
+        acc = acc[:, ~np.isnan(acc).all(axis=0)]  # the family's own seeds
         mean = acc.mean(axis=1)
         alive = acc[mean > DEGENERATE_BELOW]
         k = acc.shape[1]
         pairs = [spearmanr(alive[:, i], alive[:, j])[0] for i in range(k) for j in range(i + 1, k)] if len(alive) > 2 else []
         r = float(np.mean(pairs)) if pairs else float("nan")
-        rows[str(space)] = {"archs": len(acc), "non_degenerate": len(alive), "seed_spearman": round(r, 4),
+        rows[str(space)] = {"archs": len(acc), "seeds": k, "non_degenerate": len(alive), "seed_spearman": round(r, 4),
                             "seed_mean_reliability": round(spearman_brown(r, k), 4) if pairs else float("nan"),
                             "acc_mean": round(float(mean.mean()), 2), "acc_std": round(float(mean.std()), 2),
                             "acc_min": round(float(mean.min()), 2), "acc_max": round(float(mean.max()), 2)}
