@@ -279,5 +279,5 @@ def test_bench_rwe_on_a_tiny_store(tmp_path):
     assert timing["space"] == "nb201" and timing["n"] == 1 and timing["cpu_seconds_mean"] > 0
     assert [(r["space"], r["task"], r["n"]) for r in report["ranking"]] == [("nb201", "store", 3),
                                                                              ("nb201", "default", 3)]
-    assert all(-1.0 <= r["spearman"] <= 1.0 for r in report["ranking"])
+    assert all(-1.0 <= r["spearman"] <= 1.0 and r["train_seconds_mean"] == 1.0 for r in report["ranking"])
     assert report["params"]["store_task"] == asdict(SMALL)

@@ -128,7 +128,8 @@ def _predict_chunk(chunk: tuple[int, list[str]], estimator) -> tuple:
 
 
 def _pilot_labels(store: str | Path):
-    """(space, spec) → seed-mean test accuracy of the store's largest budget (archs with every seed of their family), and
+    """(space, spec) → seed-mean test accuracy (``label``) and mean seconds of one training run
+    (``train_seconds``) at the store's largest budget (archs with every seed of their family), and
     the store's task configuration. Read through an immutable connection: the store file is never touched."""
     import sqlite3
 
@@ -139,7 +140,7 @@ def _pilot_labels(store: str | Path):
         raise FileNotFoundError(f"no zoo store at {path}; give a store built by `nape zoo build`")
     db = sqlite3.connect(f"file:{path.resolve()}?immutable=1", uri=True)
     try:
-        runs = pd.read_sql_query("SELECT space, spec, seed, budget, test_accuracy FROM runs", db)
+        runs = pd.read_sql_query("SELECT space, spec, seed, budget, test_accuracy, seconds FROM runs", db)
         config = json.loads(db.execute("SELECT value FROM config WHERE key = 'zoo'").fetchone()[0])
     finally:
         db.close()
@@ -147,17 +148,17 @@ def _pilot_labels(store: str | Path):
 
     runs = runs[runs["budget"] == runs["budget"].max()]
     runs = complete_runs(runs)
-    labels = runs.groupby(["space", "spec"])["test_accuracy"].mean()
-    return labels.rename("label").reset_index(), config.get("task", {})
+    labels = runs.groupby(["space", "spec"]).agg(label=("test_accuracy", "mean"), train_seconds=("seconds", "mean"))
+    return labels.reset_index(), config.get("task", {})
 
 
 def bench_rwe(spaces: list[str] | None = None, *, n: int = 5, n_train: int = 1000, seed: int = 0,
-              store: str | Path = "results/zoo/pilot-4ep.sqlite", out: str | Path = "results/bench/rwe.json") -> dict:
+              store: str | Path = "results/zoo/zoo.sqlite", out: str | Path = "results/bench/rwe.json") -> dict:
     """RWE on one core: wall and CPU seconds per network (build, features, fit, validation) for ``n``
     sampled specs of every family (default: all of ``space_names()``; one more spec is scored first as a
     warm-up, so the task's rendering is not timed), and Spearman ρ of RWE against the trained labels
-    (seed-mean test accuracy) of every family in the zoo ``store``, on the store's own task and on the
-    current default task."""
+    (seed-mean test accuracy) of every family in the zoo ``store``, beside the mean seconds of one of its
+    training runs; on the store's own task and, where it differs, on the current default task."""
     from dataclasses import asdict
 
     import numpy as np
@@ -184,7 +185,10 @@ def bench_rwe(spaces: list[str] | None = None, *, n: int = 5, n_train: int = 100
                        "cpu_seconds_max": round(float(np.max(cpu)), 3), "rwe_accuracy_mean": round(float(np.mean(acc)), 2)})
     labels, store_task = _pilot_labels(store)
     ranking = []
-    for task_name, task in (("store", TaskConfig.from_dict(store_task)), ("default", TaskConfig())):
+    tasks = {"store": TaskConfig.from_dict(store_task), "default": TaskConfig()}
+    if tasks["store"] == tasks["default"]:
+        del tasks["default"]
+    for task_name, task in tasks.items():
         est = RWE(n_train=min(n_train, task.n_train), seed=seed, task=task)
         for name, group in labels.groupby("space"):
             table = est.score_specs(name, group["spec"].tolist(), progress=False)
@@ -193,7 +197,8 @@ def bench_rwe(spaces: list[str] | None = None, *, n: int = 5, n_train: int = 100
             ranking.append({"space": name, "task": task_name, "n": int(ok.sum()),
                             "spearman": round(spearman(group["label"].to_numpy()[ok], scores[ok]), 3),
                             "rwe_accuracy_mean": round(float(np.nanmean(scores)), 2),
-                            "rwe_accuracy_std": round(float(np.nanstd(scores)), 2)})
+                            "rwe_accuracy_std": round(float(np.nanstd(scores)), 2),
+                            "train_seconds_mean": round(float(group["train_seconds"].mean()), 2)})
     report = {"benchmark": "rwe", "machine": machine(),
               "params": {"n_train": n_train, "seed": seed, "profile": "zoo", "store": str(store),
                          "store_task": store_task, "default_task": asdict(TaskConfig())},
