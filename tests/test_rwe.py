@@ -281,3 +281,17 @@ def test_bench_rwe_on_a_tiny_store(tmp_path):
                                                                              ("nb201", "default", 3)]
     assert all(-1.0 <= r["spearman"] <= 1.0 and r["train_seconds_mean"] == 1.0 for r in report["ranking"])
     assert report["params"]["store_task"] == asdict(SMALL)
+
+
+def test_channels_last_families_score_as_in_the_default_layout(monkeypatch):
+    """A zoo profile that asks for channels-last tensors (the OFA families) is scored in that layout, as the
+    zoo trainer trains it; the layout changes the arithmetic's order, not the score beyond rounding."""
+    import dataclasses
+
+    space = get_space("ofa_pn")
+    spec = space.sample_many(1, seed=0)[0]
+    assert space.profile("zoo").options["channels_last"]
+    fast = RWE(**FAST).score("ofa_pn", spec)
+    plain = dataclasses.replace(space.profile("zoo"), options={**space.profile("zoo").options, "channels_last": False})
+    monkeypatch.setitem(type(space).profiles, "zoo", plain)
+    assert RWE(**FAST).score("ofa_pn", spec) == pytest.approx(fast, abs=1.0)
