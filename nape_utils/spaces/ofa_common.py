@@ -234,8 +234,6 @@ class OFASpace(Space):
     def input_shape_of(self, text: str, profile: str | Profile = "paper") -> tuple[int, int, int, int]:
         p = profile if isinstance(profile, Profile) else self.profile(profile)
         c = p.input_shape[0]
-        if p.options.get("fixed_resolution", False):
-            return (1, *p.input_shape)
         r = self.resolution_of(self.parse(text))
         if "resolution_scale" in p.options:  # zoo: OFA's 128..224 mapped onto the task's canvas
             r = round(r * p.options["resolution_scale"])
