@@ -172,3 +172,16 @@ def test_study_gives_one_tidy_row_per_setting_and_seed(nb201_data):
     assert len(table) == 4 and {"zero_shot_spearman", "5_shot_spearman", "setting_json"} <= set(table.columns)
     summary = study_summary(table)
     assert summary["setting"].tolist() == ["plain", "pretrained"] and (summary["seeds"] == 2).all()
+
+
+def test_dev_fraction_keeps_the_epoch_with_the_lowest_dev_error(nb201_data):
+    graphs, y = nb201_data
+    model = GENNAPE(epochs=5, n_clusters=2, lr=3e-2, dev_fraction=0.25).fit(graphs, y, progress=False)
+    assert len(model.dev_history) == 5
+    assert np.argmin(model.dev_history) < 4  # else keeping the last epoch would pass too
+    dev = np.random.default_rng(model.config.seed).permutation(40)[:10]  # the split fit draws
+    kept = model._dev_mape([featurize(graphs[i]) for i in dev], y[dev])
+    assert kept == pytest.approx(min(model.dev_history), rel=1e-5)
+    assert len(GENNAPE(epochs=2, n_clusters=2).fit(graphs, y, progress=False).dev_history) == 0
+    with pytest.raises(ValueError, match="dev_fraction must be in"):
+        GENNAPE(epochs=1, dev_fraction=1.0).fit(graphs, y, progress=False)

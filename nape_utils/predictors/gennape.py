@@ -47,6 +47,7 @@ class GENNAPEConfig:
     dropout: float = 0.0        # encoder dropout after each GNN layer
     channels: str = "linear"    # how the encoder reads channel counts (encoders.gnn.CHANNEL_MODES)
     op_init: str = "zero"       # op-embedding init: "zero" keeps ops unseen in training neutral; "normal" N(0, 1)
+    dev_fraction: float = 0.0   # held out of fit's data to keep the epoch with the lowest dev MAPE (reference: 0.1)
     seed: int = 0
     extra: dict = field(default_factory=dict)
 
@@ -119,6 +120,7 @@ class GENNAPE:
         self.model = _Model(self.config)
         self.target_stats = (0.0, 1.0)
         self.pretrain_history: list[float] = []
+        self.dev_history: list[float] = []  # dev MAPE per fit epoch when config.dev_fraction > 0
         self.fitted = False
 
     # -- target transform --------------------------------------------------------------------------
@@ -147,10 +149,21 @@ class GENNAPE:
         with torch.no_grad():
             return torch.cat([self.model.encoder(collate(data[i:i + batch_size])) for i in range(0, len(data), batch_size)])
 
+    def _dev_mape(self, data: list, y: np.ndarray) -> float:
+        """Mean absolute percentage error on held-out architectures, in accuracy units."""
+        self.model.eval()
+        with torch.no_grad():
+            pred = self.model(collate(data)).numpy().astype(float)
+        pred = self._inverse(pred, np.array([d.flops.item() for d in data]))
+        return float(np.mean(np.abs(pred - y) / np.maximum(np.abs(y), 1e-8)))
+
     def _train(self, data: list, target: np.ndarray, epochs: int, batch_size: int, lr: float, clip: float | None,
-               progress: bool, weight_decay: float = 0.0) -> None:
+               progress: bool, weight_decay: float = 0.0, dev: tuple[list, np.ndarray] | None = None) -> None:
+        """Adam on MSE (plus the optional rank loss); with ``dev`` = (graphs, accuracies), the weights
+        of the epoch with the lowest dev MAPE are kept, as the reference's demo does."""
         cfg = self.config
         rng = np.random.default_rng(cfg.seed)
+        best = (np.inf, None)
         opt = torch.optim.Adam(self.model.parameters(), lr=lr, weight_decay=weight_decay)
         target_t = torch.tensor(target, dtype=torch.float32)
         self.model.train()
@@ -168,21 +181,43 @@ class GENNAPE:
                 if clip:
                     nn.utils.clip_grad_norm_(self.model.parameters(), clip)
                 opt.step()
+            if dev is not None:
+                score = self._dev_mape(*dev)
+                self.dev_history.append(score)
+                if score < best[0]:
+                    best = (score, copy.deepcopy(self.model.state_dict()))
+                self.model.train()
+        if best[1] is not None:
+            self.model.load_state_dict(best[1])
         self.model.eval()
 
     def fit(self, graphs, y, progress: bool = True) -> "GENNAPE":
         """Fit clusters on the embeddings of ``graphs`` and train encoder and heads on accuracies ``y``."""
         data = _as_data(graphs)
         y = _labels(y, len(data))
+        data, y, dev = self._split_dev(data, y)
+        self.dev_history = []
         if len(data) < self.config.n_clusters:
             raise ValueError(f"{len(data)} architectures cannot fill {self.config.n_clusters} clusters")
         self.model.centers.copy_(fuzzy_cmeans(self._embed(data), self.config.n_clusters, self.config.fuzzifier,
                                               seed=self.config.seed))
         target = self._transform(y, data, refit=True)
         self._train(data, target, self.config.epochs, self.config.batch_size, self.config.lr, None, progress,
-                    self.config.weight_decay)
+                    self.config.weight_decay, dev)
         self.fitted = True
         return self
+
+    def _split_dev(self, data: list, y: np.ndarray):
+        """(train data, train labels, dev set or None) by ``config.dev_fraction``, drawn with the seed."""
+        fraction = self.config.dev_fraction
+        if not 0 <= fraction < 1:
+            raise ValueError(f"dev_fraction must be in [0, 1), got {fraction}")
+        n_dev = int(round(fraction * len(data)))
+        if n_dev == 0:
+            return data, y, None
+        order = np.random.default_rng(self.config.seed).permutation(len(data))
+        dev, train = order[:n_dev], order[n_dev:]
+        return [data[i] for i in train], y[train], ([data[i] for i in dev], y[dev])
 
     def fine_tune(self, graphs, y, *, epochs: int = 100, lr: float = 1e-4, batch_size: int = 1, clip: float = 5.0,
                   min_samples: int = 5, restandardise: bool = True, progress: bool = True) -> "GENNAPE":
