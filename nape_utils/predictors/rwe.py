@@ -327,9 +327,10 @@ class RWE:
     def _fit(self, space, spec: str) -> tuple[nn.Module, float]:
         net, size = self._build(space, spec)
         train, val = self.data(size)
-        if space.profile(self.profile).options.get("channels_last"):  # as the zoo trainer runs this family
-            net = net.to(memory_format=torch.channels_last)
-            train, val = ((x.contiguous(memory_format=torch.channels_last), y) for x, y in (train, val))
+        fmt = space.profile(self.profile).memory_format  # as the zoo trainer runs this family
+        if fmt is torch.channels_last:
+            net = net.to(memory_format=fmt)
+            train, val = ((x.contiguous(memory_format=fmt), y) for x, y in (train, val))
         try:
             score = fit_last_layer(net, train, val, alpha=self.alpha, bn=self.bn, chunk=self.chunk,
                                    label=f"{space.name} {spec}")

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import torch
 import torch.nn as nn
 
 #: Image size of nape's offline task, the input of every ``zoo`` profile (channels, height, width).
@@ -30,6 +31,12 @@ class Profile:
 
     def __getitem__(self, key: str) -> Any:
         return self.options[key]
+
+    @property
+    def memory_format(self):
+        """The torch memory format to train this profile's networks in: channels-last (NHWC) where
+        the profile's options ask for it (faster for depthwise and grouped convs on CPU), else NCHW."""
+        return torch.channels_last if self.options.get("channels_last") else torch.contiguous_format
 
     def __hash__(self) -> int:  # options is a dict; hash its sorted items so profiles can key caches
         return hash((self.name, self.input_shape, self.num_classes, repr(sorted(self.options.items()))))

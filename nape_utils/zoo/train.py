@@ -74,7 +74,7 @@ def train_one(space: str, spec: str, seed: int, config: TrainConfig = TrainConfi
     sp = get_space(space)
     spec = sp.canonical(spec)
     data = make_task(config.task)
-    fmt = torch.channels_last if sp.profile("zoo").options.get("channels_last") else torch.contiguous_format
+    fmt = sp.profile("zoo").memory_format
     size = sp.input_shape_of(spec, "zoo")[-1]
     x_train, y_train = task_tensors(data, "train", size, fmt)
     torch.manual_seed(seed)
