@@ -155,7 +155,7 @@ def cmd_bench(args) -> None:
         report = bench_graphs(spaces.split(","), n_fast=args.n, out=args.out or "results/bench/graphs.json")
     elif args.what == "rwe":
         report = bench_rwe(args.spaces.split(",") if args.spaces else None, n=args.n if args.n != 1000 else 5,
-                           out=args.out or "results/bench/rwe.json")
+                           rank_archs=args.rank_archs or None, out=args.out or "results/bench/rwe.json")
     elif args.what == "predict":
         report = bench_predict(args.model, n=args.n if args.n != 1000 else None, workers=args.workers,
                                out=args.out or "results/bench/predict.json")
@@ -330,6 +330,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("what", choices=["graphs", "graf", "predict", "rwe"])
     p.add_argument("--model", help="predict: a shipped model name or checkpoint (default: untrained, timing only)")
     p.add_argument("--workers", type=int, default=2, help="predict: processes building graphs")
+    p.add_argument("--rank-archs", type=int, default=60,
+                   help="rwe: labelled zoo archs per family that RWE ranks (a seeded subset; 0: all)")
     p.add_argument("--spaces", help="comma-separated families (graphs: default nb101,nb201,nb301; rwe: all)")
     p.add_argument("-n", type=int, default=1000, help="architectures per space on the fast path (graf: per "
                    "space other than nb201, which always times all 15,625 cells; rwe: specs timed per family, default 5)")

@@ -281,6 +281,10 @@ def test_bench_rwe_on_a_tiny_store(tmp_path):
                                                                              ("nb201", "default", 3)]
     assert all(-1.0 <= r["spearman"] <= 1.0 and r["train_seconds_mean"] == 1.0 for r in report["ranking"])
     assert report["params"]["store_task"] == asdict(SMALL)
+    capped = bench_rwe(["nb201"], n=1, n_train=200, store=store, rank_archs=2, out=tmp_path / "capped.json")
+    assert [r["n"] for r in capped["ranking"]] == [2, 2] and capped["params"]["rank_archs"] == 2
+    with pytest.raises(ValueError, match="rank_archs must be at least 2"):
+        bench_rwe(["nb201"], n=1, store=store, rank_archs=1, out=tmp_path / "bad.json")
 
 
 def test_channels_last_families_score_as_in_the_default_layout(monkeypatch):
