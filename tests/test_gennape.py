@@ -139,9 +139,11 @@ def test_checkpoint_without_channel_setting_reads_channels_linearly(nb201_data, 
     graphs, y = nb201_data
     model = GENNAPE(epochs=1, n_clusters=2, channels="linear").fit(graphs, y, progress=False)
     blob = torch.load(model.save(tmp_path / "old.pt"), weights_only=True)
-    del blob["config"]["channels"]  # as written before the setting existed
+    del blob["config"]["channels"]  # as written before the settings existed
+    del blob["config"]["dev_fraction"]
     torch.save(blob, tmp_path / "old.pt")
-    assert GENNAPE.load(tmp_path / "old.pt").config.channels == "linear"
+    old = GENNAPE.load(tmp_path / "old.pt")
+    assert old.config.channels == "linear" and old.config.dev_fraction == 0.0
     blob["config"]["future_setting"] = 1
     torch.save(blob, tmp_path / "new.pt")
     with pytest.raises(ValueError, match="newer, incompatible version"):
@@ -182,6 +184,6 @@ def test_dev_fraction_keeps_the_epoch_with_the_lowest_dev_error(nb201_data):
     dev = np.random.default_rng(model.config.seed).permutation(40)[:10]  # the split fit draws
     kept = model._dev_mape([featurize(graphs[i]) for i in dev], y[dev])
     assert kept == pytest.approx(min(model.dev_history), rel=1e-5)
-    assert len(GENNAPE(epochs=2, n_clusters=2).fit(graphs, y, progress=False).dev_history) == 0
+    assert len(GENNAPE(epochs=2, n_clusters=2, dev_fraction=0).fit(graphs, y, progress=False).dev_history) == 0
     with pytest.raises(ValueError, match="dev_fraction must be in"):
         GENNAPE(epochs=1, dev_fraction=1.0).fit(graphs, y, progress=False)
