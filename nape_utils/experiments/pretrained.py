@@ -190,19 +190,27 @@ def main(argv=None) -> None:
                         help="zoo-nb101: families with fewer labelled architectures are not measured")
     parser.add_argument("--measure-only", action="store_true",
                         help="zoo-nb101: keep the saved model, re-measure it on the (grown) zoo")
+    parser.add_argument("--shot-seeds", default="0,1,2",
+                        help="comma-separated draws of the 50 fine-tuning architectures (each costs a 100-epoch fine-tune)")
     args = parser.parse_args(argv)
+    try:
+        shot_seeds = tuple(int(v) for v in args.shot_seeds.split(","))
+    except ValueError:
+        parser.error(f"--shot-seeds takes comma-separated integers, e.g. 0,1,2; got {args.shot_seeds!r}")
     if args.name == "zoo-nb101":
         if args.measure_only:
-            folder, card = measure_zoo_nb101(args.zoo, min_archs=args.min_archs, progress=False)
+            folder, card = measure_zoo_nb101(args.zoo, few_shot_seeds=shot_seeds, min_archs=args.min_archs,
+                                             progress=False)
         else:
             folder, card = train_zoo_nb101(args.zoo, pretrain_cells=args.pretrain_cells, seed=args.seed,
-                                           min_archs=args.min_archs, progress=False)
+                                           few_shot_seeds=shot_seeds, min_archs=args.min_archs, progress=False)
         print(folder)
         print(json.dumps(card["metrics"], indent=1))
         return
     if not args.data:
         parser.error("nb101-cifar10 needs --data (the folder with nb101/ and nb201/)")
-    folder, card = train_nb101_cifar10(args.data, pretrain_cells=args.pretrain_cells, seed=args.seed, progress=False)
+    folder, card = train_nb101_cifar10(args.data, pretrain_cells=args.pretrain_cells, seed=args.seed,
+                                       few_shot_seeds=shot_seeds, progress=False)
     print(folder)
     print(card["metrics"])
 
