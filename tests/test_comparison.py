@@ -258,3 +258,19 @@ def test_bad_proxies_are_refused():
         cmp.split_indices(10, 10, 0)
     with pytest.raises(ValueError, match="columns space and spec"):
         cmp.proxy_table(pd.DataFrame({"spec": ["x"]}))
+
+
+def test_proxy_values_beyond_float32_still_train_the_forests():
+    """synflow of a deep network can exceed 1e38 (float64 holds it); the forests must still fit on it and
+    rank exactly as on an order-preserving rescaling of the same values."""
+    table = _table(40)
+    y = table["accuracy"].to_numpy()
+    huge = pd.DataFrame({"space": table["space"], "spec": table["spec"], "synflow": 10.0 ** (5 * y)})  # up to 1e176
+    tame = huge.assign(synflow=y)
+    ds_huge = cmp.compare(table, huge, proxy_names=["synflow"], train_sizes=[20], seeds=2)
+    ds_tame = cmp.compare(table, tame, proxy_names=["synflow"], train_sizes=[20], seeds=2)
+    assert float(huge["synflow"].max()) > 1e100
+    for name in (cmp.PROXIES_RF, cmp.GRAF_PROXIES_RF):
+        got = ds_huge["spearman"].sel(estimator=name).values
+        assert np.isfinite(got).all()
+        np.testing.assert_allclose(got, ds_tame["spearman"].sel(estimator=name).values)

@@ -400,7 +400,9 @@ class _FamilyData:
         start = time.perf_counter()
         self.graf = graf_features(cells["space"].iloc[0], cells["spec"].tolist(), profile=graf_profile).to_numpy(float)
         self.graf_seconds = (time.perf_counter() - start) / len(cells)  # per architecture
-        self.proxies = proxy_values
+        # forest features: a signed log keeps every proxy's order (all a tree splits on) and keeps synflow
+        # of deep networks (up to 1e297 in float64) inside the float32 range scikit-learn's trees use
+        self.proxies = np.sign(proxy_values) * np.log1p(np.abs(proxy_values))
         self.proxy_scores = np.column_stack([_lowest_for_nan(c) for c in proxy_values.T]) if proxy_values.size \
             else proxy_values
         # seconds per architecture, per proxy (0 where the table gave none)
