@@ -182,7 +182,7 @@ def test_dev_fraction_keeps_the_epoch_with_the_lowest_dev_error(nb201_data):
     assert len(model.dev_history) == 5
     assert np.argmin(model.dev_history) < 4  # else keeping the last epoch would pass too
     dev = np.random.default_rng(model.config.seed).permutation(40)[:10]  # the split fit draws
-    kept = model._dev_mape([featurize(graphs[i]) for i in dev], y[dev])
+    kept = model._dev_mape(collate([featurize(graphs[i]) for i in dev]), y[dev])
     assert kept == pytest.approx(min(model.dev_history), rel=1e-5)
     assert len(GENNAPE(epochs=2, n_clusters=2, dev_fraction=0).fit(graphs, y, progress=False).dev_history) == 0
     with pytest.raises(ValueError, match="dev_fraction must be in"):

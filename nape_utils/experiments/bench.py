@@ -171,6 +171,8 @@ def bench_rwe(spaces: list[str] | None = None, *, n: int = 5, n_train: int = 100
     from ..predictors.rwe import RWE
     from ..spaces import space_names
 
+    if rank_archs is not None and rank_archs < 2:
+        raise ValueError(f"rank_archs must be at least 2 (a rank correlation needs two archs) or None, got {rank_archs}")
     torch.set_num_threads(1)
     timing = []
     for name in spaces or space_names():
@@ -186,8 +188,6 @@ def bench_rwe(spaces: list[str] | None = None, *, n: int = 5, n_train: int = 100
         timing.append({"space": name, "n": len(wall), "seconds_mean": round(float(np.mean(wall)), 3),
                        "seconds_max": round(float(np.max(wall)), 3), "cpu_seconds_mean": round(float(np.mean(cpu)), 3),
                        "cpu_seconds_max": round(float(np.max(cpu)), 3), "rwe_accuracy_mean": round(float(np.mean(acc)), 2)})
-    if rank_archs is not None and rank_archs < 2:
-        raise ValueError(f"rank_archs must be at least 2 (a rank correlation needs two archs) or None, got {rank_archs}")
     labels, store_task = _pilot_labels(store)
     if rank_archs is not None:
         keep = [g.sample(n=min(len(g), rank_archs), random_state=seed).index for _, g in labels.groupby("space")]

@@ -151,17 +151,17 @@ class GENNAPE:
         with torch.no_grad():
             return torch.cat([self.model.encoder(collate(data[i:i + batch_size])) for i in range(0, len(data), batch_size)])
 
-    def _dev_mape(self, data: list, y: np.ndarray) -> float:
-        """Mean absolute percentage error on held-out architectures, in accuracy units."""
+    def _dev_mape(self, batch, y: np.ndarray) -> float:
+        """Mean absolute percentage error on a collated batch of held-out architectures, in accuracy units."""
         self.model.eval()
         with torch.no_grad():
-            pred = self.model(collate(data)).numpy().astype(float)
-        pred = self._inverse(pred, np.array([d.flops.item() for d in data]))
+            pred = self.model(batch).numpy().astype(float)
+        pred = self._inverse(pred, batch.flops.numpy().astype(float))
         return float(np.mean(np.abs(pred - y) / np.maximum(np.abs(y), 1e-8)))
 
     def _train(self, data: list, target: np.ndarray, epochs: int, batch_size: int, lr: float, clip: float | None,
                progress: bool, weight_decay: float = 0.0, dev: tuple[list, np.ndarray] | None = None) -> None:
-        """Adam on MSE (plus the optional rank loss); with ``dev`` = (graphs, accuracies), the weights
+        """Adam on MSE (plus the optional rank loss); with ``dev`` = (collated graphs, accuracies), the weights
         of the epoch with the lowest dev MAPE are kept, as the reference's demo does."""
         cfg = self.config
         rng = np.random.default_rng(cfg.seed)
@@ -200,7 +200,7 @@ class GENNAPE:
         data, y, dev = self._split_dev(data, y)
         self.dev_history = []
         if len(data) < self.config.n_clusters:
-            held = f" after holding out {len(dev[0])} for the dev split (dev_fraction)" if dev else ""
+            held = f" after holding out {len(dev[1])} for the dev split (dev_fraction)" if dev else ""
             raise ValueError(f"{len(data)} architectures{held} cannot fill {self.config.n_clusters} clusters")
         self.model.centers.copy_(fuzzy_cmeans(self._embed(data), self.config.n_clusters, self.config.fuzzifier,
                                               seed=self.config.seed))
@@ -220,7 +220,7 @@ class GENNAPE:
             return data, y, None
         order = np.random.default_rng(self.config.seed).permutation(len(data))
         dev, train = order[:n_dev], order[n_dev:]
-        return [data[i] for i in train], y[train], ([data[i] for i in dev], y[dev])
+        return [data[i] for i in train], y[train], (collate([data[i] for i in dev]), y[dev])  # collated once
 
     def fine_tune(self, graphs, y, *, epochs: int = 100, lr: float = 1e-4, batch_size: int = 1, clip: float = 5.0,
                   min_samples: int = 5, restandardise: bool = True, progress: bool = True) -> "GENNAPE":
