@@ -9,6 +9,7 @@ import pytest
 import xarray as xr
 
 from nape_utils.experiments import comparison as cmp
+from nape_utils.predictors.graf import graf_features
 from nape_utils.spaces import get_space
 
 NB201 = get_space("nb201")
@@ -212,6 +213,72 @@ def test_proxy_cache_never_reuses_values_from_another_task_or_profile(tmp_path, 
     monkeypatch.setitem(type(NB201).profiles, "zoo", type(profile)(profile.name, profile.input_shape,
                                                                     profile.num_classes, {**profile.options, "channels": 16}))
     assert cmp.proxy_fingerprint("nb201", "zoo", "task") != before
+
+
+def test_graf_cache_computes_once_resumes_and_equals_the_features(tmp_path, monkeypatch):
+    specs = get_space("two_path").sample_many(4, 0)
+    direct = graf_features("two_path", specs, profile="zoo")
+    real, calls = cmp._graf_part, []
+
+    def counting(space, part, *args):
+        calls.append(list(part))
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # interrupted during the second chunk
+        return real(space, part, *args)
+
+    monkeypatch.setattr(cmp, "_graf_part", counting)
+    with pytest.raises(KeyboardInterrupt):
+        cmp.cached_graf_features("two_path", specs[:3], tmp_path, chunk=2)
+    path = cmp.graf_cache_path(tmp_path, "two_path", "zoo")
+    assert len(pd.read_csv(path)) == 2  # the finished chunk survived
+    calls.clear()
+    features, seconds = cmp.cached_graf_features("two_path", specs, tmp_path, chunk=2)
+    assert calls == [specs[2:4]]  # only the missing networks are traced
+    np.testing.assert_array_equal(features.to_numpy(), direct.to_numpy(float))
+    assert list(features.columns) == list(direct.columns)
+    assert seconds.shape == (4,) and (seconds > 0).all()
+    calls.clear()
+    again, again_seconds = cmp.cached_graf_features("two_path", specs[::-1], tmp_path)
+    assert calls == []  # all from the cache, in the order asked
+    np.testing.assert_array_equal(again.to_numpy(), direct.to_numpy(float)[::-1])
+    np.testing.assert_array_equal(again_seconds, seconds[::-1])
+
+
+def test_graf_cache_keys_on_the_profile_and_skips_spec_feature_sets(tmp_path, monkeypatch):
+    spec = get_space("two_path").sample_many(1, 1)
+    cmp.cached_graf_features("two_path", spec, tmp_path, profile="zoo")
+    cmp.cached_graf_features("two_path", spec, tmp_path, profile="paper")
+    cmp.cached_graf_features("nb201", NB201.sample_many(2, 1), tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["two_path.paper.csv.gz", "two_path.zoo.csv.gz"]
+    path = cmp.graf_cache_path(tmp_path, "two_path", "zoo")
+    stale = pd.read_csv(path).assign(fingerprint="0123456789ab")  # written under another zoo profile
+    stale.iloc[:, 3:] = 12345
+    stale.to_csv(path, index=False)
+    features, _ = cmp.cached_graf_features("two_path", spec, tmp_path)
+    np.testing.assert_array_equal(features.to_numpy(), graf_features("two_path", spec, profile="zoo").to_numpy(float))
+    assert len(pd.read_csv(path)) == 2
+
+
+def test_compare_with_a_graf_cache_equals_compare_without(tmp_path):
+    specs = get_space("two_path").sample_many(14, 2)
+    table = pd.DataFrame({"space": "two_path", "spec": specs, "accuracy": np.arange(len(specs), dtype=float)})
+    plain = cmp.compare(table, None, train_sizes=[4], seeds=2, min_test=5)
+    cached = [cmp.compare(table, None, train_sizes=[4], seeds=2, min_test=5, graf_cache=tmp_path) for _ in range(2)]
+    for ds in cached:
+        np.testing.assert_array_equal(ds["kendall"].values, plain["kendall"].values)
+
+
+def test_bad_graf_caches_are_refused(tmp_path):
+    spec = get_space("two_path").sample_many(1, 3)
+    path = cmp.graf_cache_path(tmp_path, "two_path", "zoo")
+    path.write_bytes(b"\x1f\x8b not really gzip")
+    with pytest.raises(ValueError, match="not a readable GRAF cache.*delete it"):
+        cmp.cached_graf_features("two_path", spec, tmp_path)
+    pd.DataFrame({"spec": ["x"], "fingerprint": ["y"], "seconds": [1.0], "op_count[conv]": [1]}).to_csv(path, index=False)
+    with pytest.raises(ValueError, match="other columns.*delete it"):
+        cmp.cached_graf_features("two_path", spec, tmp_path)
+    with pytest.raises(ValueError, match="chunk"):
+        cmp.cached_graf_features("two_path", spec, tmp_path, chunk=0)
 
 
 # -- bad input ---------------------------------------------------------------------------------------

@@ -24,6 +24,12 @@ Proxies are expensive next to everything else (≈0.4 s per NB-201 cell at the `
 (space, spec, profile, batch size, seed, data): a run computes only the cells the cache lacks and
 appends them in chunks, so an interrupted run resumes where it stopped. The key holds no code version:
 after changing a proxy's definition, delete the cache (or that proxy's rows) so it is recomputed.
+
+The generic GRAF features of a family without an authors' feature set come from its computation
+graphs, traced at ``graf_profile`` (≈0.1 s per zoo network, ≈1 s per NAGO network):
+:func:`cached_graf_features` keeps them, with each network's seconds, in one gzipped CSV per (space,
+profile) under ``graf_cache``, rewritten atomically every few dozen networks. NB-201, NB-101 and NB-301
+are never cached: their features come from the spec string in milliseconds.
 """
 from __future__ import annotations
 
@@ -36,13 +42,14 @@ import numpy as np
 import pandas as pd
 
 from ..metrics import kendall_tau, spearman
-from ..predictors.graf import GRAFRegressor, graf_features
+from ..predictors.graf import SPACES as GRAF_SPACES
+from ..predictors.graf import GRAFRegressor, feature_names, graf_features
 from ..predictors.proxies import PROXY_NAMES, ProxyWarning, score_specs
 from ..spaces import get_space
 
 __all__ = ["GRAF_RF", "PROXIES_RF", "GRAF_PROXIES_RF", "LEARNED", "TRAIN_SIZES", "PUBLISHED_KENDALL",
-           "PUBLISHED_SPEARMAN", "check_table", "nb201_dev_table", "zoo_table", "proxy_table", "split_indices",
-           "compare", "summarize", "save_comparison", "load_comparison", "plot_comparison"]
+           "PUBLISHED_SPEARMAN", "check_table", "nb201_dev_table", "zoo_table", "proxy_table",
+           "cached_graf_features", "split_indices", "compare", "summarize", "save_comparison", "load_comparison", "plot_comparison"]
 
 GRAF_RF = "GRAF + RF"
 PROXIES_RF = "proxies + RF"
@@ -250,6 +257,83 @@ def _score_part(part: pd.DataFrame, setting: dict) -> pd.DataFrame:
 
 
 # ---------------------------------------------------------------------------------------------------
+# generic GRAF features, cached
+# ---------------------------------------------------------------------------------------------------
+def graf_fingerprint(space: str, profile: str) -> str:
+    """What a space's generic GRAF features depend on besides the spec: the profile's input, classes and
+    options, and the feature columns."""
+    import hashlib
+    import json
+
+    prof = get_space(space).profile(profile)
+    content = {"input_shape": list(prof.input_shape), "num_classes": prof.num_classes, "options": prof.options,
+               "features": feature_names(space)}
+    return hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def graf_cache_path(cache_dir: str | Path, space: str, profile: str) -> Path:
+    """The cache file of one (space, profile) under ``cache_dir``."""
+    return Path(cache_dir) / f"{get_space(space).name}.{profile}.csv.gz"
+
+
+def _read_graf_cache(path: Path, names: list[str]) -> pd.DataFrame:
+    """Every row of the cache at ``path`` (empty when it does not exist yet)."""
+    columns = ["spec", "fingerprint", "seconds", *names]
+    if not path.is_file():
+        return pd.DataFrame(columns=columns)
+    try:
+        cache = pd.read_csv(path, dtype={"spec": str, "fingerprint": str})
+    except (OSError, EOFError, pd.errors.ParserError) as err:
+        raise ValueError(f"{path} is not a readable GRAF cache ({err}); delete it") from None
+    if list(cache.columns) != columns:
+        raise ValueError(f"{path} holds other columns than this version of nape's GRAF features; delete it")
+    return cache
+
+
+def cached_graf_features(space: str, specs: Sequence[str], cache: str | Path | None = None, *,
+                         profile: str = "zoo", chunk: int = 50,
+                         progress: Callable[[int, int], None] | None = None) -> tuple[pd.DataFrame, np.ndarray]:
+    """GRAF features of ``specs`` (:func:`~nape_utils.predictors.graf.graf_features` as floats, one row per
+    spec in order) and each one's seconds. With a ``cache`` directory, a space whose features come from its
+    computation graphs reads the specs the cache has and computes the others, rewriting the cache
+    (atomically) every ``chunk`` networks so an interrupted run resumes; ``progress(done, total)`` after
+    each chunk."""
+    if chunk < 1:
+        raise ValueError(f"chunk must be at least 1, got {chunk}")
+    name, specs = get_space(space).name, [str(s) for s in specs]
+    if cache is None or name in GRAF_SPACES:
+        start = time.perf_counter()
+        features = graf_features(name, specs, profile=profile).astype(float)
+        return features, np.full(len(specs), (time.perf_counter() - start) / max(len(specs), 1))
+    names, fingerprint = feature_names(name), graf_fingerprint(name, profile)
+    path = graf_cache_path(cache, name, profile)
+    rows = _read_graf_cache(path, names)
+    have = set(rows.loc[rows["fingerprint"] == fingerprint, "spec"])
+    todo = [s for s in dict.fromkeys(specs) if s not in have]
+    for start in range(0, len(todo), chunk):
+        rows = pd.concat([rows, _graf_part(name, todo[start:start + chunk], profile, fingerprint)], ignore_index=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(path.name + ".partial")
+        rows.to_csv(partial, index=False, compression={"method": "gzip", "mtime": 0})
+        partial.replace(path)  # atomic: a killed run leaves the previous complete cache
+        if progress is not None:
+            progress(min(start + chunk, len(todo)), len(todo))
+    table = rows[rows["fingerprint"] == fingerprint].drop_duplicates("spec", keep="last").set_index("spec").loc[specs]
+    return table[names].reset_index(drop=True).astype(float), table["seconds"].to_numpy(float)
+
+
+def _graf_part(space: str, specs: list[str], profile: str, fingerprint: str) -> pd.DataFrame:
+    """Cache rows of some specs: each one's features and seconds."""
+    frames, seconds = [], []
+    for spec in specs:
+        start = time.perf_counter()
+        frames.append(graf_features(space, [spec], profile=profile))
+        seconds.append(time.perf_counter() - start)
+    return pd.concat([pd.DataFrame({"spec": specs, "fingerprint": fingerprint, "seconds": seconds}),
+                      pd.concat(frames, ignore_index=True)], axis=1)
+
+
+# ---------------------------------------------------------------------------------------------------
 # the protocol
 # ---------------------------------------------------------------------------------------------------
 def split_indices(n_cells: int, n_train: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -319,14 +403,15 @@ def _proxy_columns(table: pd.DataFrame, proxies, proxy_names) -> tuple[np.ndarra
 
 def compare(table: pd.DataFrame, proxies: pd.DataFrame | None = None, *, train_sizes=TRAIN_SIZES, seeds=10,
             proxy_names: Sequence[str] | None = None, min_test: int = 10, graf_profile: str = "zoo",
-            model: str = "rf"):
+            graf_cache: str | Path | None = None, model: str = "rf"):
     """Evaluate every estimator on every family of ``table`` (see the module docstring).
 
     ``table``: labelled cells (:func:`check_table`); ``proxies``: a table keyed by space and spec with
     one column per proxy and optional ``<proxy>_seconds`` (:func:`proxy_table`), or None for GRAF + RF
     alone; ``proxy_names``: which of its columns are proxies (default: those of :data:`PROXY_NAMES` it
     has); ``seeds``: a count (0, 1, …) or a list; ``graf_profile``: the profile of the computation graphs
-    behind the generic GRAF features (families without an authors' feature set); ``model``: the
+    behind the generic GRAF features (families without an authors' feature set); ``graf_cache``: a
+    directory that keeps those features between runs (:func:`cached_graf_features`); ``model``: the
     regressor of :class:`~nape_utils.predictors.graf.GRAFRegressor`.
 
     Returns an xarray Dataset: ``spearman``, ``kendall``, ``init_seconds``, ``query_seconds`` over
@@ -352,7 +437,9 @@ def compare(table: pd.DataFrame, proxies: pd.DataFrame | None = None, *, train_s
     for f, family in enumerate(families):
         rows = np.flatnonzero(table["family"].to_numpy() == family)
         cells = table.iloc[rows].reset_index(drop=True)
-        ctx = _FamilyData(cells, values[rows], seconds[rows], graf_profile)
+        graf, graf_seconds = cached_graf_features(cells["space"].iloc[0], cells["spec"], graf_cache,
+                                                  profile=graf_profile)
+        ctx = _FamilyData(cells, values[rows], seconds[rows], graf.to_numpy(), graf_seconds)
         for e, name in enumerate(names):
             out_all["spearman_all"][f, e], out_all["kendall_all"][f, e] = _rank_metrics(ctx.y, ctx.proxy_scores[:, e])
         for s, n_train in enumerate(sizes):
@@ -388,18 +475,17 @@ def compare(table: pd.DataFrame, proxies: pd.DataFrame | None = None, *, train_s
 
 
 class _FamilyData:
-    """One family's labels, GRAF features (timed), proxy values and seconds."""
+    """One family's labels, GRAF features and proxy values, and their seconds per architecture."""
 
-    def __init__(self, cells: pd.DataFrame, proxy_values: np.ndarray, proxy_seconds: np.ndarray, graf_profile: str):
+    def __init__(self, cells: pd.DataFrame, proxy_values: np.ndarray, proxy_seconds: np.ndarray, graf: np.ndarray,
+                 graf_seconds: np.ndarray):
         if len(cells) < 3:
             raise ValueError(f"family {cells['family'].iloc[0]} has {len(cells)} cells; a comparison needs at least 3")
         if cells["space"].nunique() != 1:
             raise ValueError(f"family {cells['family'].iloc[0]} mixes spaces {sorted(cells['space'].unique())}")
         self.y = cells["accuracy"].to_numpy(dtype=float)
         self.label_seconds = cells["label_seconds"].to_numpy(dtype=float) if "label_seconds" in cells else None
-        start = time.perf_counter()
-        self.graf = graf_features(cells["space"].iloc[0], cells["spec"].tolist(), profile=graf_profile).to_numpy(float)
-        self.graf_seconds = (time.perf_counter() - start) / len(cells)  # per architecture
+        self.graf, self.graf_seconds = graf, graf_seconds  # seconds per architecture
         # forest features: a signed log keeps every proxy's order (all a tree splits on) and keeps synflow
         # of deep networks (up to 1e297 in float64) inside the float32 range scikit-learn's trees use
         self.proxies = np.sign(proxy_values) * np.log1p(np.abs(proxy_values))
@@ -417,7 +503,7 @@ class _FamilyData:
             results.append({"spearman": rho, "kendall": tau, "init_seconds": 0.0,
                             "query_seconds": float(self.proxy_seconds[test, e].mean())})
         all_proxy_seconds = self.proxy_seconds.sum(axis=1) if n_proxies else np.zeros(len(self.y))
-        designs = [(GRAF_RF, self.graf, np.full(len(self.y), self.graf_seconds))]
+        designs = [(GRAF_RF, self.graf, self.graf_seconds)]
         if n_proxies:
             designs += [(PROXIES_RF, self.proxies, all_proxy_seconds),
                         (GRAF_PROXIES_RF, np.hstack([self.graf, self.proxies]), self.graf_seconds + all_proxy_seconds)]
