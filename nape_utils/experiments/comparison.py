@@ -49,7 +49,8 @@ from ..spaces import get_space
 
 __all__ = ["GRAF_RF", "PROXIES_RF", "GRAF_PROXIES_RF", "LEARNED", "TRAIN_SIZES", "PUBLISHED_KENDALL",
            "PUBLISHED_SPEARMAN", "check_table", "nb201_dev_table", "zoo_table", "proxy_table",
-           "cached_graf_features", "split_indices", "compare", "summarize", "save_comparison", "load_comparison", "plot_comparison"]
+           "cached_graf_features", "split_indices", "compare", "summarize", "save_comparison", "load_comparison",
+           "plot_comparison"]
 
 GRAF_RF = "GRAF + RF"
 PROXIES_RF = "proxies + RF"
