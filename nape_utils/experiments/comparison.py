@@ -178,18 +178,24 @@ def _empty_cache() -> pd.DataFrame:
     return pd.DataFrame(columns=[*CACHE_KEYS, *PROXY_NAMES, *_SECONDS])
 
 
-def proxy_fingerprint(space: str, profile: str, data: str) -> str:
-    """What a proxy value depends on besides its key: the profile's input, classes and options, and for
-    ``data="task"`` the task's tensors (:meth:`TaskConfig.key`)."""
+def _profile_fingerprint(space: str, profile: str, **extra) -> str:
+    """A short hash of the profile's input, classes and options, and of ``extra``: what a cached value
+    depends on besides its key."""
     import hashlib
     import json
 
-    from ..data.task import TaskConfig
-
     prof = get_space(space).profile(profile)
     content = {"input_shape": list(prof.input_shape), "num_classes": prof.num_classes, "options": prof.options,
-               "task": TaskConfig().key() if data == "task" else data}
+               **extra}
     return hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def proxy_fingerprint(space: str, profile: str, data: str) -> str:
+    """What a proxy value depends on besides its key: the profile, and for ``data="task"`` the task's
+    tensors (:meth:`TaskConfig.key`)."""
+    from ..data.task import TaskConfig
+
+    return _profile_fingerprint(space, profile, task=TaskConfig().key() if data == "task" else data)
 
 
 def _read_cache(path: Path) -> pd.DataFrame:
@@ -261,15 +267,8 @@ def _score_part(part: pd.DataFrame, setting: dict) -> pd.DataFrame:
 # generic GRAF features, cached
 # ---------------------------------------------------------------------------------------------------
 def graf_fingerprint(space: str, profile: str) -> str:
-    """What a space's generic GRAF features depend on besides the spec: the profile's input, classes and
-    options, and the feature columns."""
-    import hashlib
-    import json
-
-    prof = get_space(space).profile(profile)
-    content = {"input_shape": list(prof.input_shape), "num_classes": prof.num_classes, "options": prof.options,
-               "features": feature_names(space)}
-    return hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    """What a space's generic GRAF features depend on besides the spec: the profile and the feature columns."""
+    return _profile_fingerprint(space, profile, features=feature_names(space))
 
 
 def graf_cache_path(cache_dir: str | Path, space: str, profile: str) -> Path:
@@ -292,13 +291,11 @@ def _read_graf_cache(path: Path, names: list[str]) -> pd.DataFrame:
 
 
 def cached_graf_features(space: str, specs: Sequence[str], cache: str | Path | None = None, *,
-                         profile: str = "zoo", chunk: int = 50,
-                         progress: Callable[[int, int], None] | None = None) -> tuple[pd.DataFrame, np.ndarray]:
+                         profile: str = "zoo", chunk: int = 50) -> tuple[pd.DataFrame, np.ndarray]:
     """GRAF features of ``specs`` (:func:`~nape_utils.predictors.graf.graf_features` as floats, one row per
     spec in order) and each one's seconds. With a ``cache`` directory, a space whose features come from its
     computation graphs reads the specs the cache has and computes the others, rewriting the cache
-    (atomically) every ``chunk`` networks so an interrupted run resumes; ``progress(done, total)`` after
-    each chunk."""
+    (atomically) every ``chunk`` networks so an interrupted run resumes."""
     if chunk < 1:
         raise ValueError(f"chunk must be at least 1, got {chunk}")
     name, specs = get_space(space).name, [str(s) for s in specs]
@@ -317,8 +314,6 @@ def cached_graf_features(space: str, specs: Sequence[str], cache: str | Path | N
         partial = path.with_name(path.name + ".partial")
         rows.to_csv(partial, index=False, compression={"method": "gzip", "mtime": 0})
         partial.replace(path)  # atomic: a killed run leaves the previous complete cache
-        if progress is not None:
-            progress(min(start + chunk, len(todo)), len(todo))
     table = rows[rows["fingerprint"] == fingerprint].drop_duplicates("spec", keep="last").set_index("spec").loc[specs]
     return table[names].reset_index(drop=True).astype(float), table["seconds"].to_numpy(float)
 
