@@ -221,13 +221,18 @@ def cmd_zoo(args) -> None:
         if not Path(args.store).is_file():
             raise FileNotFoundError(f"no zoo store at {args.store}; start one with `nape zoo build`")
         with zoo.ZooStore(args.store) as store:
-            counts = store.counts()
+            counts, runs = store.counts(), store.runs()
         if counts.empty:
             print("no runs yet")
-        else:
-            table = counts.pivot_table(index=["space", "budget"], columns="seed", values="runs", aggfunc="sum",
-                                       fill_value=0)
-            print(table.astype(int).to_string())
+            return
+        table = counts.pivot_table(index=["space", "budget"], columns="seed", values="runs", aggfunc="sum",
+                                   fill_value=0)
+        print(table.astype(int).to_string())
+        # what an export made now would hold: a build can watch its families' reliability as they grow
+        quality = zoo.label_quality(zoo.to_dataset(runs))
+        print("\nlabel quality of the complete architectures (largest budget; reliability must reach 0.8):")
+        print(quality[["archs", "seeds", "non_degenerate", "seed_spearman", "seed_mean_reliability", "acc_mean",
+                       "acc_std"]].to_string())
     else:
         print(zoo.export(args.store, args.out))
 

@@ -131,3 +131,19 @@ def test_plan_keeps_an_architectures_seeds_together():
     assert len(jobs) == 10 and len({spec for space, spec, _ in jobs if space == "hiaml"}) == 2
     with pytest.raises(ValueError, match="no seeds given for hiaml"):
         plan(["nb201", "hiaml"], 2, {"nb201": [0]})
+
+
+def test_zoo_status_prints_counts_and_label_quality(capsys, tmp_path):
+    from nape_utils.data.task import TaskConfig
+    from nape_utils.zoo import TrainConfig, build_zoo, plan
+
+    store = tmp_path / "zoo.sqlite"
+    code, _, err = run(capsys, "zoo", "status", "--store", str(store))
+    assert code == 2 and "no zoo store" in err and "nape zoo build" in err
+    tiny = TrainConfig(epochs=1, task=TaskConfig(n_train=100, n_val=20, n_test=40))
+    build_zoo(plan(["nb201"], 3, [0, 1]), store, tiny, progress=False)
+    code, out, _ = run(capsys, "zoo", "status", "--store", str(store))
+    counts, quality = out.split("label quality")
+    assert code == 0 and counts.split()[-4:] == ["nb201", "1", "3", "3"]
+    header, row = quality.splitlines()[1:3]
+    assert "seed_mean_reliability" in header.split() and row.split()[:3] == ["nb201", "3", "2"]
