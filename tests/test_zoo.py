@@ -15,7 +15,7 @@ import torch
 from nape_utils.data.task import TaskConfig, make_task
 from nape_utils.graphs import graph_of
 from nape_utils.spaces import get_space
-from nape_utils.zoo import TrainConfig, ZooStore, build_zoo, label_quality, plan, to_dataset, train_one
+from nape_utils.zoo import TrainConfig, ZooStore, build_zoo, label_quality, load_zoo, plan, to_dataset, train_one
 from nape_utils.zoo.export import spearman_brown
 
 TINY = TrainConfig(epochs=1, task=TaskConfig(n_train=200, n_val=40, n_test=60))
@@ -177,3 +177,26 @@ def test_train_one_downsamples_the_task_to_the_networks_resolution():
     record = train_one("ofa_resnet", spec, 0, TINY)
     assert record["flops"] == graph_of(space, space.canonical(spec), "zoo").flops
     assert 0 <= record["test_accuracy"] <= 100
+
+
+def test_refresh_exports_and_fills_the_caches_once(tmp_path):
+    import pandas as pd
+
+    from nape_utils.experiments.zoo_refresh import refresh
+
+    store, out = tmp_path / "zoo.sqlite", tmp_path / "zoo.nc"
+    build_zoo(plan(["nb201", "hiaml"], 2, [0, 1]), store, TINY, progress=False)
+    caches = dict(proxy_cache=tmp_path / "proxies.csv", graf_cache=tmp_path / "graf")
+    with pytest.raises(FileNotFoundError, match="include the export step"):
+        refresh(store, out, steps=["proxies"], progress=False, **caches)
+    with pytest.raises(ValueError, match="unknown step.*choose from export, proxies"):
+        refresh(store, out, steps=["export", "proxys"], progress=False, **caches)
+    refresh(store, out, steps=["graf", "proxies", "export"], progress=False, **caches)
+    exported = load_zoo(out)
+    proxies = pd.read_csv(caches["proxy_cache"])
+    assert sorted(zip(proxies["space"], proxies["spec"])) == sorted(zip(exported["space"].values, exported["spec"].values))
+    assert [p.name for p in caches["graf_cache"].iterdir()] == ["hiaml.zoo.csv.gz"]  # nb201's come from specs
+    graf_bytes = next(caches["graf_cache"].iterdir()).read_bytes()
+    refresh(store, out, steps=["proxies", "graf"], progress=False, **caches)  # nothing new: nothing recomputed
+    assert pd.read_csv(caches["proxy_cache"]).equals(proxies)
+    assert next(caches["graf_cache"].iterdir()).read_bytes() == graf_bytes
