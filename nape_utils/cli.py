@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import os
 import sys
 from pathlib import Path
 
@@ -212,7 +213,7 @@ def cmd_zoo(args) -> None:
     from . import zoo
 
     if args.action == "build":
-        spaces = args.spaces.split(",") if args.spaces else list(zoo.ZOO_SPACES)
+        spaces = [name.strip() for name in args.spaces.split(",") if name.strip()] if args.spaces else list(zoo.ZOO_SPACES)
         jobs = zoo.plan(spaces, args.archs, _seeds_of(spaces, args.seeds or ["0,1"]), sample_seed=args.sample_seed)
         config = zoo.TrainConfig(epochs=args.epochs)
         ran = zoo.build_zoo(jobs, args.store, config, workers=args.workers, scheduler=args.scheduler)
@@ -255,6 +256,10 @@ def cmd_sweep(args) -> None:
     for run_dir in sweep(args.notebook, parse_grid(args.grid), results_root=args.results, workers=args.workers,
                          scheduler=args.scheduler):
         print(run_dir)
+
+
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -357,7 +362,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "FAMILY=SEEDS for a family that needs more, e.g. --seeds 0,1 --seeds ofa_mbv3=0,1,2,3")
     p.add_argument("--epochs", type=int, default=5, help="training budget (epochs; the default is TrainConfig's)")
     p.add_argument("--sample-seed", type=int, default=0, help="seed that picks the architectures")
-    p.add_argument("--workers", type=int, default=1, help="local worker processes")
+    p.add_argument("--workers", type=int, default=_cores(), help="local worker processes (default: the cores "
+                   "this process may use; 1 runs in this process)")
     p.add_argument("--scheduler", help="dask scheduler address, e.g. tcp://10.0.0.5:8786")
     p.add_argument("--out", default="results/zoo/zoo.nc", help="NetCDF file for export")
     p.set_defaults(func=cmd_zoo)
@@ -377,9 +383,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("sweep", help="run a notebook over a parameter grid, one results directory per point")
     p.add_argument("notebook")
-    p.add_argument("--grid", nargs="+", required=True, metavar="NAME=v1,v2")
+    p.add_argument("--grid", nargs="+", action="extend", required=True, metavar="NAME=v1,v2",
+                   help="a parameter and its values; repeat for more parameters (every combination runs)")
     p.add_argument("--results", default="results")
-    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--workers", type=int, default=_cores(), help="local worker processes (default: the cores "
+                   "this process may use; 1 runs in this process)")
     p.add_argument("--scheduler", help="dask scheduler address")
     p.set_defaults(func=cmd_sweep)
     return parser

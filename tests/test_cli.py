@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -147,3 +148,50 @@ def test_zoo_status_prints_counts_and_label_quality(capsys, tmp_path):
     assert code == 0 and counts.split()[-4:] == ["nb201", "1", "3", "3"]
     header, row = quality.splitlines()[1:3]
     assert "seed_mean_reliability" in header.split() and row.split()[:3] == ["nb201", "3", "2"]
+
+
+def test_sweep_runs_every_grid_point_into_its_own_directory(capsys, tiny_notebook, tmp_path):
+    code, out, err = run(capsys, "sweep", str(tiny_notebook), "--grid", "n=1,2", "--grid", "scale=0.5,3",
+                         "--results", str(tmp_path / "r"), "--workers", "2")
+    assert code == 0, err
+    outputs = {Path(line).name: (Path(line) / "out.txt").read_text() for line in out.split()}
+    assert outputs == {"sweep-n=1-scale=0.5": "0.5", "sweep-n=1-scale=3": "3", "sweep-n=2-scale=0.5": "1.0",
+                       "sweep-n=2-scale=3": "6"}
+    code, _, err = run(capsys, "sweep", str(tiny_notebook), "--grid", "n=1,2", "n=3", "--results", str(tmp_path / "r"))
+    assert code == 2 and "names n twice" in err
+    code, _, err = run(capsys, "sweep", str(tiny_notebook), "--grid", "m=1,2", "--results", str(tmp_path / "r2"))
+    assert code == 2 and "has no parameter 'm'" in err and not (tmp_path / "r2").exists()
+
+
+def test_sweep_on_a_dask_cluster_gives_the_local_results(tiny_notebook, tmp_path):
+    distributed = pytest.importorskip("distributed")
+    from nape_utils.experiments.sweep import sweep
+
+    grid = {"n": [2, 4]}
+    local = sweep(tiny_notebook, grid, results_root=tmp_path / "local", workers=1, progress=False)
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, protocol="tcp",
+                                  host="127.0.0.1", dashboard_address=None) as cluster:
+        remote = sweep(tiny_notebook, grid, results_root=tmp_path / "dask", scheduler=cluster.scheduler_address,
+                       progress=False)
+    assert [Path(d).name for d in remote] == [Path(d).name for d in local] == ["sweep-n=2", "sweep-n=4"]
+    assert [(Path(d) / "out.txt").read_text() for d in remote] == ["1.0", "2.0"]
+    with pytest.raises(ValueError, match="cannot reach the dask scheduler at tcp://127.0.0.1:9"):
+        sweep(tiny_notebook, grid, results_root=tmp_path / "x", scheduler="tcp://127.0.0.1:9", progress=False)
+
+
+def test_plan_grows_by_extension():
+    from nape_utils.zoo import plan
+
+    for space in ("nb101", "nb201"):  # NB-101's sampler draws differently for different counts
+        assert plan([space], 30, [0]) == plan([space], 90, [0])[:30]
+
+
+def test_zoo_commands_refuse_bad_input(capsys, tmp_path):
+    code, _, err = run(capsys, "zoo", "build", "--spaces", "nb201, nb999", "--store", str(tmp_path / "z.sqlite"))
+    assert code == 2 and "unknown space 'nb999'" in err
+    code, _, err = run(capsys, "zoo", "export", "--store", str(tmp_path / "typo.sqlite"))
+    assert code == 2 and "no zoo store at" in err and not (tmp_path / "typo.sqlite").exists()
+    corrupt = tmp_path / "corrupt.sqlite"
+    corrupt.write_bytes(b"not sqlite" * 500)
+    code, _, err = run(capsys, "zoo", "status", "--store", str(corrupt))
+    assert code == 2 and "not a readable zoo store" in err

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -53,7 +54,8 @@ def test_training_is_seeded_and_records_everything():
     first, again = train_one("nb201", spec, 3, TINY), train_one("nb201", spec, 3, TINY)
     assert first["test_accuracy"] == again["test_accuracy"] and first["train_loss"] == again["train_loss"]
     assert {"params", "flops", "seconds", "versions", "val_accuracy"} <= set(first)
-    assert first["versions"]["torch"] and 0 <= first["test_accuracy"] <= 100
+    assert all(first["versions"][name] for name in ("torch", "scipy", "scikit-learn", "networkx"))
+    assert 0 <= first["test_accuracy"] <= 100
 
 
 def _frame(store_path):
@@ -108,6 +110,28 @@ def test_store_refuses_other_configurations_and_corruption(tmp_path):
     corrupt.write_bytes(b"this is not a database" * 100)
     with pytest.raises(ValueError, match="not a readable zoo store"):
         ZooStore(corrupt)
+    truncated = tmp_path / "truncated.sqlite"
+    truncated.write_bytes(path.read_bytes()[:len(path.read_bytes()) // 2])
+    with pytest.raises(ValueError, match="not a readable zoo store"):
+        ZooStore(truncated).runs()
+    foreign = tmp_path / "foreign.sqlite"
+    with sqlite3.connect(foreign) as db:
+        db.execute("CREATE TABLE measurements (x REAL)")
+    with pytest.raises(ValueError, match="not a readable zoo store.*other tables \\(measurements\\)"):
+        ZooStore(foreign)
+
+
+def test_store_reads_a_configuration_recorded_before_a_task_setting_existed(tmp_path):
+    """Stores from before ``standardise`` existed recorded no value for it: they are dataset-standardised."""
+    from nape_utils.zoo.build import store_config
+
+    path = tmp_path / "old.sqlite"
+    old = store_config(TrainConfig(task=TaskConfig(standardise="dataset")))
+    del old["task"]["standardise"]
+    ZooStore(path, old).close()
+    ZooStore(path, store_config(TrainConfig(task=TaskConfig(standardise="dataset")))).close()
+    with pytest.raises(ValueError, match="task.standardise: stored 'dataset', asked 'image'"):
+        ZooStore(path, store_config(TrainConfig()))
 
 
 def test_dask_cluster_gives_the_local_results(tmp_path):
@@ -200,3 +224,11 @@ def test_refresh_exports_and_fills_the_caches_once(tmp_path):
     refresh(store, out, steps=["proxies", "graf"], progress=False, **caches)  # nothing new: nothing recomputed
     assert pd.read_csv(caches["proxy_cache"]).equals(proxies)
     assert next(caches["graf_cache"].iterdir()).read_bytes() == graf_bytes
+
+
+def test_load_zoo_finds_the_shipped_zoo_from_any_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    shipped = load_zoo()
+    assert shipped["test_accuracy"].dims == ("arch", "seed") and len(set(shipped["space"].values)) == 11
+    with pytest.raises(FileNotFoundError, match="no zoo at .*nape zoo export"):
+        load_zoo(tmp_path / "missing.nc")

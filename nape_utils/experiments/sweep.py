@@ -14,9 +14,12 @@ def parse_grid(items: list[str]) -> dict[str, list[Any]]:
     grid: dict[str, list[Any]] = {}
     for item in items:
         name, sep, values = item.partition("=")
+        name = name.strip()
         if not sep or not name or not values:
             raise ValueError(f"--grid {item!r}: write NAME=v1,v2,…")
-        grid[name.strip()] = [parse_value(v) for v in values.split(",")]
+        if name in grid:
+            raise ValueError(f"--grid names {name} twice: give all its values once, e.g. {name}=v1,v2")
+        grid[name] = [parse_value(v) for v in values.split(",")]
     return grid
 
 
@@ -31,10 +34,13 @@ def _run_point(params: dict[str, Any], notebook: str, results_root: str) -> str:
 
 
 def sweep(notebook: str | Path, grid: dict[str, list[Any]], *, results_root: str | Path = "results",
-          workers: int = 1, scheduler: str | None = None) -> list[str]:
+          workers: int = 1, scheduler: str | None = None, progress: bool = True) -> list[str]:
     """Run every grid point (all checked before any runs); returns the run directories."""
+    from tqdm.auto import tqdm
+
     points = grid_points(grid)
     for point in points:
         check_parameters(notebook, point)
-    return sorted(execute(_run_point, points, workers=workers, scheduler=scheduler,
-                          notebook=str(Path(notebook).resolve()), results_root=str(Path(results_root).resolve())))
+    runs = execute(_run_point, points, workers=workers, scheduler=scheduler, notebook=str(Path(notebook).resolve()),
+                   results_root=str(Path(results_root).resolve()))
+    return sorted(tqdm(runs, total=len(points), desc="sweep", disable=not progress))

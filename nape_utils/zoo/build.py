@@ -18,11 +18,17 @@ ZOO_SPACES = ("nb101", "nb201", "nb301", "ofa_mbv3", "ofa_pn", "ofa_resnet", "hi
               "nago", "ghn_random")
 
 
+#: specs are drawn in blocks of this many (seeds sample_seed, +1000, …), whatever ``n_archs`` is, so that a
+#: smaller plan is the start of a larger one and a zoo can grow in steps (60 architectures, then 200)
+PLAN_BLOCK = 200
+
+
 def plan(spaces: Iterable[str], n_archs: int, seeds: Iterable[int] | Mapping[str, Iterable[int]],
          sample_seed: int = 0) -> list[tuple[str, str, int]]:
     """(space, spec, seed) jobs: ``n_archs`` distinct sampled specs per space, each at every seed (one
     list for all, or a mapping space → seeds, for families that need more seeds for a reliable mean),
-    interleaved across spaces so that a partly built zoo already covers every family."""
+    interleaved across spaces so that a partly built zoo already covers every family. ``plan(…, n)`` is
+    the start of ``plan(…, m)`` for n < m."""
     spaces = list(spaces)
     if isinstance(seeds, Mapping):
         missing = sorted(set(spaces) - set(seeds))
@@ -38,7 +44,7 @@ def plan(spaces: Iterable[str], n_archs: int, seeds: Iterable[int] | Mapping[str
         specs: list[str] = []
         rng_seed = sample_seed
         while len(specs) < n_archs:  # small spaces repeat samples; keep drawing distinct ones
-            for spec in space.sample_many(n_archs, seed=rng_seed):
+            for spec in space.sample_many(PLAN_BLOCK, seed=rng_seed):
                 if spec not in specs and len(specs) < n_archs:
                     specs.append(spec)
             rng_seed += 1000

@@ -22,7 +22,12 @@ def execute(fn: Callable[..., Any], items: Iterable[Any], *, workers: int = 1, s
             from distributed import Client, as_completed
         except ImportError:
             raise ValueError("--scheduler needs dask.distributed: pip install 'nape[dask]'") from None
-        with Client(scheduler, timeout="20s") as client:
+        try:
+            client = Client(scheduler, timeout="20s")
+        except (OSError, TimeoutError) as err:
+            raise ValueError(f"cannot reach the dask scheduler at {scheduler} ({err}); start one with "
+                             "`dask scheduler` and give the address it prints, e.g. tcp://10.0.0.5:8786") from err
+        with client:
             futures = client.map(call, items, pure=False)
             for future in as_completed(futures):
                 yield future.result()

@@ -19,6 +19,8 @@ import numpy as np
 import pandas as pd
 
 DEFAULT_NETCDF = Path("results/zoo/zoo.nc")
+#: the zoo committed with nape (a checkout's results/zoo/zoo.nc)
+SHIPPED_NETCDF = Path(__file__).resolve().parents[2] / DEFAULT_NETCDF
 #: seed-mean test accuracy (%) at or below which a network counts as degenerate (chance is 10 %)
 DEGENERATE_BELOW = 15.0
 
@@ -92,6 +94,8 @@ def export(store_path, out: str | Path = DEFAULT_NETCDF, budget: int | None = No
     """Write the store's Dataset to NetCDF (scipy engine: no compiled NetCDF library needed)."""
     from .store import ZooStore
 
+    if not Path(store_path).is_file():
+        raise FileNotFoundError(f"no zoo store at {store_path}; give --store, or start one with `nape zoo build`")
     with ZooStore(store_path) as store:
         ds = to_dataset(store.runs(), budget, store.config)
     out = Path(out)
@@ -100,11 +104,11 @@ def export(store_path, out: str | Path = DEFAULT_NETCDF, budget: int | None = No
     return out
 
 
-def load_zoo(path: str | Path = DEFAULT_NETCDF):
-    """The shipped zoo Dataset (see the module docstring)."""
+def load_zoo(path: str | Path | None = None):
+    """A zoo Dataset (see the module docstring); by default the shipped one, wherever Python runs from."""
     import xarray as xr
 
-    path = Path(path)
+    path = SHIPPED_NETCDF if path is None else Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no zoo at {path}; build one with `nape zoo build` and `nape zoo export`")
     with xr.open_dataset(path, engine="scipy") as ds:

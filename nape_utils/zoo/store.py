@@ -33,26 +33,40 @@ class ZooStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self.db = sqlite3.connect(self.path, timeout=30)
+            self._check_readable()
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.executescript(SCHEMA)
             stored = self.db.execute("SELECT value FROM config WHERE key = 'zoo'").fetchone()
-        except sqlite3.DatabaseError as err:
+            self.config = json.loads(stored[0]) if stored else None
+        except (sqlite3.DatabaseError, json.JSONDecodeError) as err:
             raise ValueError(f"{self.path} is not a readable zoo store ({err}); move it aside and build again, "
                              "or restore it from git") from err
-        self.config = json.loads(stored[0]) if stored else None
         if config is not None:
             self._claim(config)
+
+    def _check_readable(self) -> None:
+        """Refuse damaged files and SQLite databases that are not zoo stores, before writing anything."""
+        tables = {row[0] for row in self.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        foreign = sorted(tables - {"config", "profiles", "runs"})
+        if foreign:
+            raise sqlite3.DatabaseError(f"an SQLite database with other tables ({', '.join(foreign)})")
+        check = self.db.execute("PRAGMA quick_check").fetchone()[0]
+        if check != "ok":
+            raise sqlite3.DatabaseError(f"integrity check failed: {check}")
 
     def _claim(self, config: dict) -> None:
         if self.config is None:
             with self.db:
                 self.db.execute("INSERT INTO config VALUES ('zoo', ?)", (json.dumps(config, sort_keys=True),))
             self.config = json.loads(json.dumps(config))
-        elif json.dumps(self.config, sort_keys=True) != json.dumps(config, sort_keys=True):
-            changed = sorted(k for k in set(self.config) | set(config) if self.config.get(k) != config.get(k))
-            raise ValueError(f"{self.path} was written under another zoo configuration (differs in: "
-                             f"{', '.join(changed)}); its runs cannot be mixed with these. Use another store "
-                             "path, or the stored configuration.")
+            return
+        stored, asked = _flat(_normalised(self.config)), _flat(_normalised(config))
+        changed = [f"{key}: stored {stored.get(key, '(none)')!r}, asked {asked.get(key, '(none)')!r}"
+                   for key in sorted(set(stored) | set(asked)) if stored.get(key) != asked.get(key)]
+        if changed:
+            raise ValueError(f"{self.path} was written under another zoo configuration ({'; '.join(changed)}); its "
+                             "runs cannot be mixed with these. Use another store path, or build with the stored "
+                             "configuration.")
 
     def claim_profile(self, space: str, profile: dict) -> None:
         """Record the zoo profile a family's networks are built at; refuse a changed one."""
@@ -101,3 +115,26 @@ class ZooStore:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def _normalised(config: dict) -> dict:
+    """A configuration with its task's defaults filled in as the task reads them (stores written before a
+    task setting existed recorded no value for it)."""
+    from dataclasses import asdict
+
+    from ..data.task import TaskConfig
+
+    if not isinstance(config.get("task"), dict):
+        return config
+    return {**config, "task": asdict(TaskConfig.from_dict(config["task"]))}
+
+
+def _flat(config: dict, prefix: str = "") -> dict:
+    """Nested settings as dotted keys: ``{"task": {"noise": 0.1}}`` → ``{"task.noise": 0.1}``."""
+    flat = {}
+    for key, value in config.items():
+        if isinstance(value, dict):
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat

@@ -44,10 +44,14 @@ class TrainConfig:
 
 
 def versions() -> dict[str, str]:
+    """Versions of what a label depends on: the trainer (torch, numpy), the task (scipy's affine warps of
+    scikit-learn's digits) and NAGO's graphs (networkx's generators)."""
+    from importlib.metadata import version
+
     import nape_utils
 
     return {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
-            "nape": nape_utils.__version__}
+            "nape": nape_utils.__version__, **{name: version(name) for name in ("scipy", "scikit-learn", "networkx")}}
 
 
 def lr_factor(step: int, total: int, warmup: float) -> float:
