@@ -1,6 +1,7 @@
 """The offline task, the trainer, the resumable store, the executors and the export."""
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -153,6 +154,7 @@ def test_export_dataset_and_label_quality(tmp_path):
     assert set(ds["space"].values) == {"nb201"} and ds["params"].dims == ("arch",)
     quality = label_quality(ds)
     assert quality.loc["nb201", "archs"] == 4
+    assert ds.attrs["reliability_bar"] == 0.8 and json.loads(ds.attrs["versions"])[0]["networkx"]
     assert spearman_brown(0.5, 2) == pytest.approx(2 / 3)
     assert spearman_brown(-1.0, 2) == 0.0 and spearman_brown(-0.3, 3) == 0.0  # disagreeing seeds: no signal
 

@@ -3,7 +3,8 @@
 Dims ``(arch, seed)``; coords ``space`` and ``spec`` on ``arch``; variables ``test_accuracy``,
 ``val_accuracy`` and ``seconds`` per (arch, seed), ``params`` and ``flops`` per arch. Label quality
 per family goes into the attrs: the seed-to-seed Spearman on non-degenerate architectures and the
-reliability of the seed mean (Spearman–Brown), plus the accuracy spread.
+reliability of the seed mean (Spearman–Brown; ``reliability_bar`` is what it should reach), plus the
+accuracy spread; ``config`` and ``versions`` say how the labels were made.
 
 Families may be trained at different numbers of seeds (a family whose members are alike needs more
 for a reliable mean). A family's seeds are those at least half of its architectures were trained at;
@@ -21,6 +22,8 @@ import pandas as pd
 DEFAULT_NETCDF = Path("results/zoo/zoo.nc")
 #: the zoo committed with nape (a checkout's results/zoo/zoo.nc)
 SHIPPED_NETCDF = Path(__file__).resolve().parents[2] / DEFAULT_NETCDF
+#: the seed-mean reliability every family's labels should reach
+RELIABILITY_BAR = 0.8
 #: seed-mean test accuracy (%) at or below which a network counts as degenerate (chance is 10 %)
 DEGENERATE_BELOW = 15.0
 
@@ -47,8 +50,17 @@ def to_dataset(runs: pd.DataFrame, budget: int | None = None, config: dict | Non
                                   "spec": ("arch", arch.get_level_values(1).to_numpy(dtype=str))})
     ds["test_accuracy"].attrs["units"] = "%"
     ds.attrs.update(budget_epochs=budget, config=json.dumps(config or {}, sort_keys=True),
-                    label_quality=label_quality(ds).to_json(orient="index"))
+                    label_quality=label_quality(ds).to_json(orient="index"), reliability_bar=RELIABILITY_BAR,
+                    versions=_distinct_versions(runs))
     return ds
+
+
+def _distinct_versions(runs: pd.DataFrame) -> str:
+    """The package versions the runs were made with, each distinct set once (JSON list)."""
+    if "versions" not in runs:
+        return "[]"
+    texts = {json.dumps(v, sort_keys=True) if isinstance(v, dict) else str(v) for v in runs["versions"]}
+    return "[" + ", ".join(sorted(texts)) + "]"
 
 
 def complete_runs(runs: pd.DataFrame) -> pd.DataFrame:
