@@ -57,11 +57,13 @@ def cmd_describe(args) -> None:
 
     space = get_space(args.space)
     space.profile(args.profile)
+    from tqdm.auto import tqdm
+
     specs = _read_archs(args.archs)
     with _out(args.out) as handle:
         writer = csv.writer(handle)
         writer.writerow(["spec", "params", "flops", "nodes", "edges"])
-        for i, spec in enumerate(specs, 1):
+        for i, spec in enumerate(tqdm(specs, desc="describe", disable=len(specs) < 50), 1):
             try:
                 graph = graph_of(space, spec, args.profile)
             except ValueError as err:
@@ -74,7 +76,7 @@ def cmd_proxies(args) -> None:
 
     specs = _read_archs(args.archs)
     frame = score_specs(args.space, specs, args.proxies, batch_size=args.batch_size, profile=args.profile,
-                        seed=args.seed, data=args.data)
+                        seed=args.seed, data=args.data, progress=True)
     with _out(args.out) as handle:
         frame.to_csv(handle, index=False)
 

@@ -480,14 +480,16 @@ def make_batch(input_shape: Sequence[int], num_classes: int = 10, batch_size: in
 
 
 def score_specs(space, specs: Sequence[str], proxies: str | Sequence[str] | None = None, batch_size: int = 64,
-                profile: str = "zoo", seed: int = 0, data: str = "task"):
+                profile: str = "zoo", seed: int = 0, data: str = "task", progress: bool = False):
     """Proxies of each spec of ``space`` at ``profile`` on one shared batch (:func:`make_batch`; one per
     input shape where specs choose their resolution, as OFA's do).
 
     Returns a pandas DataFrame, one row per spec: ``spec`` (canonical), one column per proxy, then
     ``<proxy>_seconds``. ``params`` and ``flops`` come from ``graph_of(space, spec, profile)``.
-    Raises ValueError for an empty ``specs``, an unknown proxy or profile, or a bad spec (naming it)."""
+    ``progress`` shows a tqdm bar. Raises ValueError for an empty ``specs``, an unknown proxy or profile, or
+    a bad spec (naming it)."""
     import pandas as pd
+    from tqdm.auto import tqdm
 
     from ..graphs import graph_of
     from ..spaces import get_space
@@ -500,7 +502,7 @@ def score_specs(space, specs: Sequence[str], proxies: str | Sequence[str] | None
     prof = space.profile(profile)
     batches: dict[tuple[int, ...], tuple[torch.Tensor, torch.Tensor]] = {}
     rows = []
-    for i, spec in enumerate(specs):
+    for i, spec in enumerate(tqdm(specs, desc="proxies", disable=not progress)):
         try:
             canonical = space.canonical(spec)
         except ValueError as err:
