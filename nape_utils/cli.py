@@ -221,9 +221,7 @@ def cmd_zoo(args) -> None:
         ran = zoo.build_zoo(jobs, args.store, config, workers=args.workers, scheduler=args.scheduler)
         print(f"{ran} runs trained, {len(jobs) - ran} already in {args.store}", file=sys.stderr)
     elif args.action == "status":
-        if not Path(args.store).is_file():
-            raise FileNotFoundError(f"no zoo store at {args.store}; start one with `nape zoo build`")
-        with zoo.ZooStore(args.store) as store:
+        with zoo.ZooStore(args.store, readonly=True) as store:
             counts, runs = store.counts(), store.runs()
         if counts.empty:
             print("no runs yet")

@@ -234,3 +234,22 @@ def test_load_zoo_finds_the_shipped_zoo_from_any_folder(tmp_path, monkeypatch):
     assert shipped["test_accuracy"].dims == ("arch", "seed") and len(set(shipped["space"].values)) == 11
     with pytest.raises(FileNotFoundError, match="no zoo at .*nape zoo export"):
         load_zoo(tmp_path / "missing.nc")
+
+
+def test_a_read_only_store_leaves_its_file_as_it_was(tmp_path):
+    path = tmp_path / "zoo.sqlite"
+    build_zoo(plan(["nb201"], 1, [0]), path, TINY, progress=False)
+    before = path.read_bytes()
+    with ZooStore(path, readonly=True) as store:
+        assert len(store.runs()) == 1 and store.config["lr"] == TINY.lr
+        with pytest.raises(sqlite3.OperationalError, match="readonly"):
+            store.db.execute("DELETE FROM runs")
+    assert path.read_bytes() == before
+    with pytest.raises(FileNotFoundError, match="no zoo store at"):
+        ZooStore(tmp_path / "missing.sqlite", readonly=True)
+    with pytest.raises(ValueError, match="cannot claim a configuration"):
+        ZooStore(path, {"lr": 0.1}, readonly=True)
+    empty = tmp_path / "empty.sqlite"
+    sqlite3.connect(empty).close()
+    with pytest.raises(ValueError, match="not a readable zoo store"):
+        ZooStore(empty, readonly=True)

@@ -166,7 +166,7 @@ def zoo_dataset(source):
     if not path.is_file():
         raise ValueError(f"no zoo at {path}: give a zoo Dataset, a .nc file or a .sqlite store")
     if path.suffix == ".sqlite":
-        with ZooStore(path) as store:
+        with ZooStore(path, readonly=True) as store:
             return to_dataset(store.runs(), None, store.config)
     return load_zoo(path)
 

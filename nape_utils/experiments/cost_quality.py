@@ -74,7 +74,7 @@ def _open_zoo(path: Path):
     from ..zoo.store import ZooStore
 
     if path.suffix == ".sqlite":
-        with ZooStore(path) as store:
+        with ZooStore(path, readonly=True) as store:
             runs, config = store.runs(), store.config
         return None if runs.empty else to_dataset(runs, None, config)
     return load_zoo(path)

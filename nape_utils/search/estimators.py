@@ -173,7 +173,7 @@ def load_labels(source: Any, space: str | Space, metric: str = "val_accuracy") -
         if path.suffix in (".sqlite", ".db"):
             from ..zoo import ZooStore
 
-            with ZooStore(path) as store:
+            with ZooStore(path, readonly=True) as store:
                 runs = store.runs()
             source = runs[runs["budget"] == runs["budget"].max()] if len(runs) else runs
         elif path.suffix == ".csv":

@@ -106,9 +106,7 @@ def export(store_path, out: str | Path = DEFAULT_NETCDF, budget: int | None = No
     """Write the store's Dataset to NetCDF (scipy engine: no compiled NetCDF library needed)."""
     from .store import ZooStore
 
-    if not Path(store_path).is_file():
-        raise FileNotFoundError(f"no zoo store at {store_path}; give --store, or start one with `nape zoo build`")
-    with ZooStore(store_path) as store:
+    with ZooStore(store_path, readonly=True) as store:
         ds = to_dataset(store.runs(), budget, store.config)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -26,16 +26,30 @@ COLUMNS = ("space", "spec", "seed", "budget", "test_accuracy", "val_accuracy", "
 
 
 class ZooStore:
-    """Open (or create) a store at ``path`` for runs made under ``config`` (a JSON-able dict)."""
+    """Open (or create) a store at ``path`` for runs made under ``config`` (a JSON-able dict).
 
-    def __init__(self, path: str | Path, config: dict | None = None):
+    ``readonly=True`` opens an existing store for reading only (status, export, notebooks): the file
+    is left byte for byte as it was, and no configuration may be claimed."""
+
+    def __init__(self, path: str | Path, config: dict | None = None, *, readonly: bool = False):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.readonly = readonly
+        if readonly:
+            if config is not None:
+                raise ValueError("a read-only store cannot claim a configuration; open it with readonly=False")
+            if not self.path.is_file():
+                raise FileNotFoundError(f"no zoo store at {self.path}; start one with `nape zoo build`")
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self.db = sqlite3.connect(self.path, timeout=30)
+            if readonly:
+                self.db = sqlite3.connect(self.path.resolve().as_uri() + "?mode=ro", uri=True, timeout=30)
+            else:
+                self.db = sqlite3.connect(self.path, timeout=30)
             self._check_readable()
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.executescript(SCHEMA)
+            if not readonly:
+                self.db.execute("PRAGMA journal_mode=WAL")
+                self.db.executescript(SCHEMA)
             stored = self.db.execute("SELECT value FROM config WHERE key = 'zoo'").fetchone()
             self.config = json.loads(stored[0]) if stored else None
         except (sqlite3.DatabaseError, json.JSONDecodeError) as err:
@@ -107,7 +121,8 @@ class ZooStore:
                                  self.db)
 
     def close(self) -> None:
-        self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # fold the WAL in, so the file alone is the store
+        if not self.readonly:
+            self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # fold the WAL in, so the file alone is the store
         self.db.close()
 
     def __enter__(self):
