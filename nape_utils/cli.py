@@ -222,12 +222,11 @@ def cmd_zoo(args) -> None:
         print(f"{ran} runs trained, {len(jobs) - ran} already in {args.store}", file=sys.stderr)
     elif args.action == "status":
         with zoo.ZooStore(args.store, readonly=True) as store:
-            counts, runs = store.counts(), store.runs()
-        if counts.empty:
+            runs = store.runs()
+        if runs.empty:
             print("no runs yet")
             return
-        table = counts.pivot_table(index=["space", "budget"], columns="seed", values="runs", aggfunc="sum",
-                                   fill_value=0)
+        table = runs.pivot_table(index=["space", "budget"], columns="seed", values="spec", aggfunc="count", fill_value=0)
         print(table.astype(int).to_string())
         # what an export made now would hold: a build can watch its families' reliability as they grow
         quality = zoo.label_quality(zoo.to_dataset(runs))

@@ -59,8 +59,8 @@ def _distinct_versions(runs: pd.DataFrame) -> str:
     """The package versions the runs were made with, each distinct set once (JSON list)."""
     if "versions" not in runs:
         return "[]"
-    texts = {json.dumps(v, sort_keys=True) if isinstance(v, dict) else str(v) for v in runs["versions"]}
-    return "[" + ", ".join(sorted(texts)) + "]"
+    distinct = sorted({json.dumps(v, sort_keys=True) for v in runs["versions"]})
+    return json.dumps([json.loads(text) for text in distinct])
 
 
 def complete_runs(runs: pd.DataFrame) -> pd.DataFrame:

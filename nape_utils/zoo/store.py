@@ -113,13 +113,6 @@ class ZooStore:
         table["versions"] = table["versions"].map(json.loads)
         return table
 
-    def counts(self):
-        """Runs per (space, budget, seed)."""
-        import pandas as pd
-
-        return pd.read_sql_query("SELECT space, budget, seed, COUNT(*) AS runs FROM runs GROUP BY space, budget, seed",
-                                 self.db)
-
     def close(self) -> None:
         if not self.readonly:
             self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # fold the WAL in, so the file alone is the store
