@@ -229,7 +229,11 @@ def cmd_zoo(args) -> None:
         table = runs.pivot_table(index=["space", "budget"], columns="seed", values="spec", aggfunc="count", fill_value=0)
         print(table.astype(int).to_string())
         # what an export made now would hold: a build can watch its families' reliability as they grow
-        quality = zoo.label_quality(zoo.to_dataset(runs))
+        try:
+            quality = zoo.label_quality(zoo.to_dataset(runs))
+        except ValueError as err:  # counts are worth printing even before any architecture is complete
+            print(f"\nno label quality yet: {err}")
+            return
         print("\nlabel quality of the complete architectures (largest budget; reliability must reach 0.8):")
         print(quality[["archs", "seeds", "non_degenerate", "seed_spearman", "seed_mean_reliability", "acc_mean",
                        "acc_std"]].to_string())

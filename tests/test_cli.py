@@ -142,6 +142,10 @@ def test_zoo_status_prints_counts_and_label_quality(capsys, tmp_path):
     code, _, err = run(capsys, "zoo", "status", "--store", str(store))
     assert code == 2 and "no zoo store" in err and "nape zoo build" in err
     tiny = TrainConfig(epochs=1, task=TaskConfig(n_train=100, n_val=20, n_test=40))
+    first_two = plan(["nb201"], 2, [0, 1])
+    build_zoo([first_two[0], first_two[3]], store, tiny, progress=False)  # each arch at one of the two seeds
+    code, out, _ = run(capsys, "zoo", "status", "--store", str(store))
+    assert code == 0 and "no label quality yet: no architecture has been trained at every seed" in out
     build_zoo(plan(["nb201"], 3, [0, 1]), store, tiny, progress=False)
     code, out, _ = run(capsys, "zoo", "status", "--store", str(store))
     counts, quality = out.split("label quality")

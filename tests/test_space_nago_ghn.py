@@ -141,6 +141,7 @@ def test_nago_mutate_is_valid_and_different():
     for _ in range(40):
         child = NAGO.mutate(spec, rng)
         assert child != spec and NAGO.canonical(child) == child
+        assert NAGO.logical(child) != NAGO.logical(spec)  # a change that rebuilds the same network is no mutation
         a, b = json.loads(spec), json.loads(child)
         changed = sum(x != y for k in ("top", "mid", "bottom") for x, y in zip(a[k], b[k])) + (a["seed"] != b["seed"])
         assert changed == 1

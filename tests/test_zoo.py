@@ -107,6 +107,8 @@ def test_store_refuses_other_configurations_and_corruption(tmp_path):
         build_zoo([("nb999", "x", 0)], path, TINY, progress=False)
     with pytest.raises(ValueError, match="malformed NB-201"):
         build_zoo([("nb201", "|oops|", 0)], path, TINY, progress=False)
+    with pytest.raises(ValueError, match="is a folder; a zoo store is one SQLite file"):
+        ZooStore(tmp_path)
     corrupt = tmp_path / "corrupt.sqlite"
     corrupt.write_bytes(b"this is not a database" * 100)
     with pytest.raises(ValueError, match="not a readable zoo store"):
@@ -142,6 +144,7 @@ def test_dask_cluster_gives_the_local_results(tmp_path):
     with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, protocol="tcp",
                                   host="127.0.0.1", dashboard_address=None) as cluster:
         build_zoo(jobs, tmp_path / "dask.sqlite", TINY, scheduler=cluster.scheduler_address, progress=False)
+        assert sum(worker.state.executed_count for worker in cluster.workers.values()) == len(jobs)  # ran there
     assert _frame(tmp_path / "dask.sqlite").equals(_frame(tmp_path / "local.sqlite"))
 
 
@@ -186,6 +189,29 @@ def test_families_at_different_numbers_of_seeds():
     assert quality.loc["hiaml", "seed_mean_reliability"] == pytest.approx(1.0)
     table = zoo_table(ds).set_index("spec")
     assert table.loc["a0", "accuracy"] == pytest.approx(50.5) and table.loc["b1", "accuracy"] == pytest.approx(73.0)
+
+
+def test_label_quality_leaves_out_degenerate_networks():
+    """a0 sits at chance (seed mean 11 % ≤ 15 %): its seeds' agreement says nothing about ranking, so the
+    seed Spearman is taken over a1-a4 only (ρ = 0.8; with a0 it would be 0.9)."""
+    accs = {"a0": (10.0, 12.0), "a1": (50.0, 55.0), "a2": (60.0, 52.0), "a3": (70.0, 75.0), "a4": (80.0, 81.0)}
+    ds = to_dataset(_runs([("nb201", spec, seed, acc[seed]) for spec, acc in accs.items() for seed in (0, 1)]))
+    quality = label_quality(ds).loc["nb201"]
+    assert quality["archs"] == 5 and quality["non_degenerate"] == 4
+    assert quality["seed_spearman"] == pytest.approx(0.8)
+    assert quality["seed_mean_reliability"] == pytest.approx(round(2 * 0.8 / 1.8, 4))
+    means = np.array([np.mean(acc) for acc in accs.values()])
+    assert quality["acc_min"] == 11.0 and quality["acc_max"] == 80.5
+    assert quality["acc_mean"] == pytest.approx(round(means.mean(), 2))
+    assert quality["acc_std"] == pytest.approx(round(means.std(), 2))
+
+
+def test_export_refuses_what_it_cannot_export():
+    runs = _runs([("nb201", "a", 0, 50.0), ("nb201", "b", 1, 60.0)])  # no arch has both of the family's seeds
+    with pytest.raises(ValueError, match="no architecture has been trained at every seed"):
+        to_dataset(runs)
+    with pytest.raises(ValueError, match="no runs at a budget of 3 epochs; it holds budgets 5"):
+        to_dataset(runs, budget=3)
 
 
 def test_train_one_downsamples_the_task_to_the_networks_resolution():

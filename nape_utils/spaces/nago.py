@@ -38,7 +38,7 @@ conv weights of the network at channel ratios (1, 2, 4); every width is ``ratio 
 bottom-level conv weights stay within ``n_param_limit`` (4M in vega's CIFAR-10 config; the stem, head,
 biases, BN and 1×1 projections come on top; paper networks have about 3.5–4.3M parameters). The ``zoo``
 profile (16×16 input) uses a 300k limit, a 64-wide head and a stride-2 second stem conv (the cells run
-at 8×8 and below): multipliers 2-11 (widths 2-44). A zoo run costs what its graph's size says, tens of
+at 8×8 and below): multipliers 2-14 (widths up to 56; 2-11 among the zoo's planned networks). A zoo run costs what its graph's size says, tens of
 seconds to minutes on one core, since thousands of tiny ops are overhead-bound; width adds little. (At a
 30k limit most networks got multiplier 1, widths 1, 2 and 4, and learned only 17-28 % in the zoo budget;
 at 300k the same budget reaches about 70 %.)
@@ -73,7 +73,8 @@ import torch.nn as nn
 from .base import ZOO_INPUT_SHAPE, ZOO_NUM_CLASSES, Profile, Space
 
 N_RANGE = (3, 10)
-K_RANGE = (2, 5)
+K_RANGE = (2, 5)  # vega's range; networkx's Watts-Strogatz joins K // 2 neighbours a side, so odd K builds
+#                   what K - 1 does (kept as vega has it: folding it would rename specs the zoo has trained)
 P_RANGE = {"top": (0.1, 1.0), "mid": (0.2, 1.0), "bottom": (0.1, 1.0)}
 SEED_MAX = 2**31 - 1
 STAGE_RATIOS = (1, 1, 1)
@@ -539,9 +540,12 @@ class NAGOSpace(Space):
         return _format(_spec(top, mid, bottom, seed))
 
     def mutate(self, text: str, rng: np.random.Generator) -> str:
-        """One local change: N or K of one level ±1, P of one level ±0.05 or ±0.1 (clipped), or a new seed."""
+        """One local change: N or K of one level ±1, P of one level ±0.05 or ±0.1 (clipped), or a new seed,
+        redrawn until the generated network changes (networkx's Watts-Strogatz rounds K down to even, and a
+        small step of P often rewires no edge, so about a third of such changes would build the same network)."""
         s = self.parse(text)
         old = _format(s)
+        parent = self.logical(old)
         fields = [("top", 0), ("top", 1), ("top", 2), ("mid", 0), ("mid", 1),
                   ("bottom", 0), ("bottom", 1), ("bottom", 2), ("seed", 0)]
         while True:
@@ -562,7 +566,7 @@ class NAGOSpace(Space):
                 else:
                     v[1] = int(np.clip(v[1] + rng.choice([-1, 1]), K_RANGE[0], min(K_RANGE[1], v[0] - 1)))
             new = _format(_spec(values["top"], values["mid"], values["bottom"], seed))
-            if new != old:
+            if new != old and self.logical(new) != parent:
                 return new
 
     # -- networks ---------------------------------------------------------------------------------

@@ -226,7 +226,8 @@ class OFASpace(Space):
 
     ``input_shape(profile)`` (the :class:`Space` contract) returns the profile's largest input,
     (1, 3, 224, 224) for ``paper``; :meth:`input_shape_of` returns the input a given spec's network
-    expects: (1, 3, r, r) at ``paper``, (1, 3, 16, 16) at ``zoo``."""
+    expects: (1, 3, r, r) at ``paper``; at ``zoo`` r is scaled by the profile's
+    ``resolution_scale`` (16/224), so r = 128…224 gives 9…16 pixels."""
 
     def resolution_of(self, parsed: Any) -> int:
         return parsed.r

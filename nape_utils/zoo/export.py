@@ -35,9 +35,16 @@ def to_dataset(runs: pd.DataFrame, budget: int | None = None, config: dict | Non
 
     if runs.empty:
         raise ValueError("the zoo store has no runs yet; build some with `nape zoo build`")
-    budget = int(runs["budget"].max()) if budget is None else budget
-    runs = runs[runs["budget"] == budget]
-    runs = complete_runs(runs).sort_values(["space", "spec", "seed"])
+    budgets = sorted(int(b) for b in runs["budget"].unique())
+    budget = budgets[-1] if budget is None else budget
+    if budget not in budgets:
+        raise ValueError(f"the zoo store has no runs at a budget of {budget} epochs; it holds budgets "
+                         f"{', '.join(map(str, budgets))}: choose one of those")
+    runs = complete_runs(runs[runs["budget"] == budget])
+    if runs.empty:
+        raise ValueError("no architecture has been trained at every seed of its family yet, so there is nothing "
+                         "to export; let `nape zoo build` run on and try again")
+    runs = runs.sort_values(["space", "spec", "seed"])
     seeds = sorted(runs["seed"].unique())
     wide = runs.pivot(index=["space", "spec"], columns="seed")
     arch = wide.index
@@ -72,7 +79,7 @@ def complete_runs(runs: pd.DataFrame) -> pd.DataFrame:
         family_seeds = archs_per_seed.index[archs_per_seed * 2 >= family["spec"].nunique()]
         family = family[family["seed"].isin(family_seeds)]
         parts.append(family[family.groupby("spec")["seed"].transform("nunique") == len(family_seeds)])
-    return pd.concat(parts)
+    return pd.concat(parts) if parts else runs.iloc[:0]
 
 
 def spearman_brown(r: float, k: int) -> float:

@@ -34,6 +34,9 @@ class ZooStore:
     def __init__(self, path: str | Path, config: dict | None = None, *, readonly: bool = False):
         self.path = Path(path)
         self.readonly = readonly
+        if self.path.is_dir():
+            raise ValueError(f"{self.path} is a folder; a zoo store is one SQLite file: give a file path such as "
+                             f"{self.path / 'zoo.sqlite'}")
         if readonly:
             if config is not None:
                 raise ValueError("a read-only store cannot claim a configuration; open it with readonly=False")
