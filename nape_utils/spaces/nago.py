@@ -38,8 +38,8 @@ conv weights of the network at channel ratios (1, 2, 4); every width is ``ratio 
 bottom-level conv weights stay within ``n_param_limit`` (4M in vega's CIFAR-10 config; the stem, head,
 biases, BN and 1×1 projections come on top; paper networks have about 3.5–4.3M parameters). The ``zoo``
 profile (16×16 input) uses a 300k limit, a 64-wide head and a stride-2 second stem conv (the cells run
-at 8×8 and below): multipliers 2-14 (widths up to 56; 2-11 among the zoo's planned networks). A zoo run costs what its graph's size says, tens of
-seconds to minutes on one core, since thousands of tiny ops are overhead-bound; width adds little. (At a
+at 8×8 and below): multipliers 2-11 among the zoo's planned networks (up to 14 in the whole space). A
+zoo run costs what its graph's size says, tens of seconds to minutes on one core, since thousands of tiny ops are overhead-bound; width adds little. (At a
 30k limit most networks got multiplier 1, widths 1, 2 and 4, and learned only 17-28 % in the zoo budget;
 at 300k the same budget reaches about 70 %.)
 
@@ -542,7 +542,7 @@ class NAGOSpace(Space):
     def mutate(self, text: str, rng: np.random.Generator) -> str:
         """One local change: N or K of one level ±1, P of one level ±0.05 or ±0.1 (clipped), or a new seed,
         redrawn until the generated network changes (networkx's Watts-Strogatz rounds K down to even, and a
-        small step of P often rewires no edge, so about a third of such changes would build the same network)."""
+        small step of P often rewires no edge, so many such changes would build the same network)."""
         s = self.parse(text)
         old = _format(s)
         parent = self.logical(old)
