@@ -187,18 +187,40 @@ def cmd_data(args) -> None:
     print(path)
 
 
+def _counted(least: int):
+    """An argparse type: an integer of at least ``least`` (argparse names the option in its error)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < least:
+            raise argparse.ArgumentTypeError(f"expected an integer of at least {least}, got {value}")
+        return value
+    parse.__name__ = "positive integer" if least > 0 else "non-negative integer"
+    return parse
+
+
+POSITIVE, NON_NEGATIVE = _counted(1), _counted(0)
+
+
 def _int_list(text: str, what: str) -> list[int]:
     try:
-        return [int(v) for v in text.split(",") if v.strip()]
+        values = [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
         raise ValueError(f"{what} takes comma-separated integers, got {text!r}") from None
+    if any(v < 0 for v in values) or len(set(values)) < len(values):
+        raise ValueError(f"{what} takes distinct non-negative integers, got {text!r}")
+    return values
 
 
 def _seeds_of(spaces: list[str], options: list[str]) -> dict[str, list[int]]:
     """--seeds values → seeds per family: ``0,1`` for every family, ``hiaml=0,1,2`` for one (later wins)."""
     seeds: dict[str, list[int]] = {}
     for option in options:
-        family, _, values = option.rpartition("=")
+        family, sep, values = option.rpartition("=")
+        if sep and not family.strip():
+            raise ValueError(f"--seeds {option}: name the family before '=', e.g. --seeds ofa_mbv3=0,1,2")
         if not family:
             seeds.update({name: _int_list(values, "--seeds") for name in spaces})
         elif family not in spaces:
@@ -216,6 +238,8 @@ def cmd_zoo(args) -> None:
 
     if args.action == "build":
         spaces = [name.strip() for name in args.spaces.split(",") if name.strip()] if args.spaces else list(zoo.ZOO_SPACES)
+        if not spaces:
+            raise ValueError(f"--spaces {args.spaces!r} names no family; e.g. --spaces nb201,hiaml")
         jobs = zoo.plan(spaces, args.archs, _seeds_of(spaces, args.seeds or ["0,1"]), sample_seed=args.sample_seed)
         config = zoo.TrainConfig(epochs=args.epochs)
         ran = zoo.build_zoo(jobs, args.store, config, workers=args.workers, scheduler=args.scheduler)
@@ -229,16 +253,23 @@ def cmd_zoo(args) -> None:
         table = runs.pivot_table(index=["space", "budget"], columns="seed", values="spec", aggfunc="count", fill_value=0)
         print(table.astype(int).to_string())
         # what an export made now would hold: a build can watch its families' reliability as they grow
+        budgets = sorted(int(b) for b in runs["budget"].unique())
+        budget = budgets[-1] if args.budget is None else args.budget
+        if budget not in budgets:
+            raise ValueError(f"{args.store} has no runs at a budget of {budget} epochs; it holds budgets of "
+                             f"{', '.join(map(str, budgets))}")
         try:
-            quality = zoo.label_quality(zoo.to_dataset(runs))
+            quality = zoo.label_quality(zoo.to_dataset(runs, budget))
         except ValueError as err:  # counts are worth printing even before any architecture is complete
             print(f"\nno label quality yet: {err}")
             return
-        print("\nlabel quality of the complete architectures (largest budget; reliability must reach 0.8):")
+        if len(budgets) > 1:
+            print(f"\nthe store holds budgets of {', '.join(map(str, budgets))} epochs; --budget picks one")
+        print(f"\nlabel quality of the complete architectures at {budget} epochs (reliability must reach 0.8):")
         print(quality[["archs", "seeds", "non_degenerate", "seed_spearman", "seed_mean_reliability", "acc_mean",
                        "acc_std"]].to_string())
     else:
-        print(zoo.export(args.store, args.out))
+        print(zoo.export(args.store, args.out, args.budget))
 
 
 def cmd_search(args) -> None:
@@ -273,8 +304,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("sample", help="sample canonical specs, one a line")
     p.add_argument("space")
-    p.add_argument("-n", type=int, default=10)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("-n", type=POSITIVE, default=10)
+    p.add_argument("--seed", type=NON_NEGATIVE, default=0)
     p.set_defaults(func=cmd_sample)
 
     p = sub.add_parser("describe", help="CSV of params, FLOPs, nodes and edges of each spec")
@@ -288,8 +319,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("space")
     p.add_argument("--archs", required=True, help="file with one spec per line, or - for standard input")
     p.add_argument("--proxies", help="comma-separated proxy names (default: all 13)")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch-size", type=POSITIVE, default=64)
+    p.add_argument("--seed", type=NON_NEGATIVE, default=0)
     p.add_argument("--profile", default="zoo", help="zoo (small, default) or paper (the benchmark's network)")
     p.add_argument("--data", default="task", choices=["task", "gaussian"],
                    help="task images (resized to the profile's input) or Gaussian images")
@@ -309,9 +340,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "random network with only the last layer fitted, and seconds")
     p.add_argument("space")
     p.add_argument("--archs", required=True, help="file with one spec per line, or - for standard input")
-    p.add_argument("--n-train", type=int, default=1000, help="training images the last layer is fitted on")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random weights")
-    p.add_argument("--size", type=int, help="input resolution, the task's canvas size (default: the profile's)")
+    p.add_argument("--n-train", type=POSITIVE, default=1000, help="training images the last layer is fitted on")
+    p.add_argument("--seed", type=NON_NEGATIVE, default=0, help="seed of the random weights")
+    p.add_argument("--size", type=POSITIVE, help="input resolution, the task's canvas size (default: the profile's)")
     p.add_argument("--profile", default="zoo", help="zoo (small, default) or paper (the benchmark's network)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--out", help="CSV file (default: standard output)")
@@ -342,11 +373,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="speed benchmarks, written to results/bench/")
     p.add_argument("what", choices=["graphs", "graf", "predict", "rwe"])
     p.add_argument("--model", help="predict: a shipped model name or checkpoint (default: untrained, timing only)")
-    p.add_argument("--workers", type=int, default=2, help="predict: processes building graphs")
-    p.add_argument("--rank-archs", type=int, default=60,
+    p.add_argument("--workers", type=POSITIVE, default=2, help="predict: processes building graphs")
+    p.add_argument("--rank-archs", type=POSITIVE, default=60,
                    help="rwe: labelled zoo archs per family that RWE ranks (a seeded subset; 0: all)")
     p.add_argument("--spaces", help="comma-separated families (graphs: default nb101,nb201,nb301; rwe: all)")
-    p.add_argument("-n", type=int, default=1000, help="architectures per space on the fast path (graf: per "
+    p.add_argument("-n", type=POSITIVE, default=1000, help="architectures per space on the fast path (graf: per "
                    "space other than nb201, which always times all 15,625 cells; rwe: specs timed per family, default 5)")
     p.add_argument("--out")
     p.set_defaults(func=cmd_bench)
@@ -360,14 +391,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=["build", "status", "export"])
     p.add_argument("--store", default="results/zoo/zoo.sqlite")
     p.add_argument("--spaces", help="comma-separated families (default: the eleven zoo families)")
-    p.add_argument("--archs", type=int, default=200, help="architectures per family")
+    p.add_argument("--archs", type=POSITIVE, default=200, help="architectures per family")
     p.add_argument("--seeds", action="append", help="training seeds, comma-separated (default 0,1); repeat as "
                    "FAMILY=SEEDS for a family that needs more, e.g. --seeds 0,1 --seeds ofa_mbv3=0,1,2,3")
-    p.add_argument("--epochs", type=int, default=5, help="training budget (epochs; the default is TrainConfig's)")
-    p.add_argument("--sample-seed", type=int, default=0, help="seed that picks the architectures")
-    p.add_argument("--workers", type=int, default=_cores(), help="local worker processes (default: the cores "
+    p.add_argument("--epochs", type=POSITIVE, default=5, help="training budget (epochs; the default is TrainConfig's)")
+    p.add_argument("--sample-seed", type=NON_NEGATIVE, default=0, help="seed that picks the architectures")
+    p.add_argument("--workers", type=POSITIVE, default=_cores(), help="local worker processes (default: the cores "
                    "this process may use; 1 runs in this process)")
     p.add_argument("--scheduler", help="dask scheduler address, e.g. tcp://10.0.0.5:8786")
+    p.add_argument("--budget", type=POSITIVE, help="status, export: the budget (epochs) to read when a store "
+                   "holds several (default: the largest)")
     p.add_argument("--out", default="results/zoo/zoo.nc", help="NetCDF file for export")
     p.set_defaults(func=cmd_zoo)
 
@@ -376,10 +409,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("space")
     p.add_argument("--estimator", required=True, help="gennape[:MODEL], rwe, a proxy (synflow, jacov, ...), "
                    "graf_rf[:LABELS], oracle[:LABELS] or random[:SCORER]")
-    p.add_argument("--generations", type=int, default=10)
-    p.add_argument("--population", type=int, default=16)
+    p.add_argument("--generations", type=POSITIVE, default=10)
+    p.add_argument("--population", type=POSITIVE, default=16)
     p.add_argument("--out", required=True, help="folder for front/fronts/history/evaluations CSV, meta.json, search.nc")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=NON_NEGATIVE, default=0)
     p.add_argument("--profile", default="zoo", help="profile of FLOPs and proxies (default zoo)")
     p.add_argument("--objectives", default="accuracy,flops", help="accuracy and flops and/or params")
     p.set_defaults(func=cmd_search)
@@ -389,7 +422,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--grid", nargs="+", action="extend", required=True, metavar="NAME=v1,v2",
                    help="a parameter and its values; repeat for more parameters (every combination runs)")
     p.add_argument("--results", default="results")
-    p.add_argument("--workers", type=int, default=_cores(), help="local worker processes (default: the cores "
+    p.add_argument("--workers", type=POSITIVE, default=_cores(), help="local worker processes (default: the cores "
                    "this process may use; 1 runs in this process)")
     p.add_argument("--scheduler", help="dask scheduler address")
     p.set_defaults(func=cmd_sweep)
@@ -405,6 +438,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except BrokenPipeError:
         return 0
+    except OSError as err:  # a path that cannot be read or written: say which, without a traceback
+        print(f"nape {args.command}: error: {err.strerror or err}: {err.filename or ''} (check the path and that "
+              "its folder exists and is writable)", file=sys.stderr)
+        return 2
     return 0
 
 

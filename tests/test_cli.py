@@ -121,6 +121,11 @@ def test_zoo_seeds_per_family():
         _seeds_of(spaces, ["hiaml=0,1"])
     with pytest.raises(ValueError, match="comma-separated integers"):
         _seeds_of(spaces, ["0,x"])
+    for bad in ("0,-1", "0,1,0"):
+        with pytest.raises(ValueError, match="distinct non-negative integers"):
+            _seeds_of(spaces, [bad])
+    with pytest.raises(ValueError, match="name the family before '='"):
+        _seeds_of(spaces, ["=1"])
 
 
 def test_plan_keeps_an_architectures_seeds_together():
@@ -132,6 +137,11 @@ def test_plan_keeps_an_architectures_seeds_together():
     assert len(jobs) == 10 and len({spec for space, spec, _ in jobs if space == "hiaml"}) == 2
     with pytest.raises(ValueError, match="no seeds given for hiaml"):
         plan(["nb201", "hiaml"], 2, {"nb201": [0]})
+    for seeds in ("0,1", [0, 0], [-1], [], [0.5]):
+        with pytest.raises(ValueError, match="seeds for every family must be"):
+            plan(["nb201"], 2, seeds)
+    with pytest.raises(ValueError, match="n_archs must be a positive integer"):
+        plan(["nb201"], 0, [0])
 
 
 def test_zoo_status_prints_counts_and_label_quality(capsys, tmp_path):
@@ -152,6 +162,10 @@ def test_zoo_status_prints_counts_and_label_quality(capsys, tmp_path):
     assert code == 0 and counts.split()[-4:] == ["nb201", "1", "3", "3"]
     header, row = quality.splitlines()[1:3]
     assert "seed_mean_reliability" in header.split() and row.split()[:3] == ["nb201", "3", "2"]
+    code, _, err = run(capsys, "zoo", "status", "--store", str(store), "--budget", "7")
+    assert code == 2 and "no runs at a budget of 7 epochs; it holds budgets of 1" in err
+    code, _, err = run(capsys, "zoo", "export", "--store", str(store), "--out", str(tmp_path))
+    assert code == 2 and "Is a directory" in err and "Traceback" not in err
 
 
 def test_sweep_runs_every_grid_point_into_its_own_directory(capsys, tiny_notebook, tmp_path):
@@ -163,6 +177,8 @@ def test_sweep_runs_every_grid_point_into_its_own_directory(capsys, tiny_noteboo
                        "sweep-n=2-scale=3": "6"}
     code, _, err = run(capsys, "sweep", str(tiny_notebook), "--grid", "n=1,2", "n=3", "--results", str(tmp_path / "r"))
     assert code == 2 and "names n twice" in err
+    code, _, err = run(capsys, "sweep", str(tiny_notebook), "--grid", "n=1,", "--results", str(tmp_path / "r"))
+    assert code == 2 and "a value of n is empty" in err
     code, _, err = run(capsys, "sweep", str(tiny_notebook), "--grid", "m=1,2", "--results", str(tmp_path / "r2"))
     assert code == 2 and "has no parameter 'm'" in err and not (tmp_path / "r2").exists()
 
@@ -179,8 +195,33 @@ def test_sweep_on_a_dask_cluster_gives_the_local_results(tiny_notebook, tmp_path
                        progress=False)
     assert [Path(d).name for d in remote] == [Path(d).name for d in local] == ["sweep-n=2", "sweep-n=4"]
     assert [(Path(d) / "out.txt").read_text() for d in remote] == ["1.0", "2.0"]
-    with pytest.raises(ValueError, match="cannot reach the dask scheduler at tcp://127.0.0.1:9"):
+    with pytest.raises(ValueError, match="cannot reach a dask scheduler at tcp://127.0.0.1:9"):
         sweep(tiny_notebook, grid, results_root=tmp_path / "x", scheduler="tcp://127.0.0.1:9", progress=False)
+
+
+def test_a_scheduler_address_that_never_answers_fails_in_time(monkeypatch):
+    """A socket that accepts and stays silent (a web server, the dashboard port) hangs dask's own connect."""
+    import socket
+    import threading
+    import time
+
+    pytest.importorskip("distributed")
+    from nape_utils.zoo import executors
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen()
+    accepted = []
+    threading.Thread(target=lambda: accepted.append(silent.accept()), daemon=True).start()
+    monkeypatch.setattr(executors, "CONNECT_TIMEOUT", 1.0)
+    address = f"tcp://127.0.0.1:{silent.getsockname()[1]}"
+    start = time.perf_counter()
+    with pytest.raises(ValueError, match=f"cannot reach a dask scheduler at {address} .*dashboard"):
+        list(executors.execute(abs, [1], scheduler=address))
+    assert time.perf_counter() - start < 10
+    with pytest.raises(ValueError, match="cannot reach a dask scheduler at localhost:abc"):
+        list(executors.execute(abs, [1], scheduler="localhost:abc"))
+    silent.close()
 
 
 def test_plan_grows_by_extension():
@@ -199,3 +240,12 @@ def test_zoo_commands_refuse_bad_input(capsys, tmp_path):
     corrupt.write_bytes(b"not sqlite" * 500)
     code, _, err = run(capsys, "zoo", "status", "--store", str(corrupt))
     assert code == 2 and "not a readable zoo store" in err
+    for option, value in (("--epochs", "0"), ("--archs", "-3"), ("--workers", "0"), ("--sample-seed", "-1")):
+        with pytest.raises(SystemExit):  # argparse names the option and exits with 2
+            main(["zoo", "build", option, value, "--store", str(tmp_path / "never.sqlite")])
+        assert f"argument {option}: expected an integer of at least" in capsys.readouterr().err
+    code, _, err = run(capsys, "zoo", "build", "--spaces", ",", "--store", str(tmp_path / "never.sqlite"))
+    assert code == 2 and "names no family" in err
+    code, _, err = run(capsys, "zoo", "build", "--store", str(corrupt / "z.sqlite"))
+    assert code == 2 and f"{corrupt} is a file, not a folder" in err
+    assert not (tmp_path / "never.sqlite").exists()

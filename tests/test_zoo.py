@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -260,6 +261,10 @@ def test_load_zoo_finds_the_shipped_zoo_from_any_folder(tmp_path, monkeypatch):
     assert shipped["test_accuracy"].dims == ("arch", "seed") and len(set(shipped["space"].values)) == 11
     with pytest.raises(FileNotFoundError, match="no zoo at .*nape zoo export"):
         load_zoo(tmp_path / "missing.nc")
+    store = tmp_path / "zoo.sqlite"
+    sqlite3.connect(store).execute("CREATE TABLE runs (x)").connection.close()
+    with pytest.raises(ValueError, match="is a zoo store \\(SQLite\\), not an export: .*nape zoo export"):
+        load_zoo(store)
 
 
 def test_a_read_only_store_leaves_its_file_as_it_was(tmp_path):
@@ -279,3 +284,34 @@ def test_a_read_only_store_leaves_its_file_as_it_was(tmp_path):
     sqlite3.connect(empty).close()
     with pytest.raises(ValueError, match="not a readable zoo store"):
         ZooStore(empty, readonly=True)
+
+
+def test_a_store_in_a_read_only_folder_is_read_but_not_written(tmp_path, monkeypatch):
+    """os.access stands in for the permissions, which root (CI, containers) would ignore."""
+    from nape_utils.zoo import store as store_module
+    from nape_utils.zoo.build import store_config
+
+    path = tmp_path / "zoo.sqlite"
+    build_zoo(plan(["nb201"], 1, [0]), path, TINY, progress=False)
+    with ZooStore(path) as writer:  # a WAL store, as a build leaves it: reading it normally needs a -shm file
+        assert writer.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    before = path.read_bytes()
+    writable = os.access
+    monkeypatch.setattr(store_module.os, "access", lambda p, mode: writable(p, mode) and Path(p) != tmp_path)
+    with ZooStore(path, readonly=True) as reader:
+        assert len(reader.runs()) == 1
+    assert path.read_bytes() == before and not path.with_name("zoo.sqlite-shm").exists()
+    with pytest.raises(ValueError, match=f"cannot write the zoo store at {path}: {tmp_path} is read-only"):
+        ZooStore(path, store_config(TINY))
+    with pytest.raises(ValueError, match="cannot write the zoo store .*new.sqlite"):
+        ZooStore(tmp_path / "sub" / "new.sqlite", store_config(TINY))
+    path.with_name("zoo.sqlite-wal").write_bytes(b"x" * 100)
+    with pytest.raises(ValueError, match="keeps runs in zoo.sqlite-wal"):
+        ZooStore(path, readonly=True)
+
+
+def test_train_config_refuses_impossible_settings():
+    for bad in ({"epochs": 0}, {"epochs": 2.5}, {"batch_size": -1}, {"lr": 0}, {"lr": "x"}, {"momentum": 1.0},
+                {"weight_decay": -1e-4}, {"warmup": 1.5}, {"task": {"n_train": 10}}):
+        with pytest.raises(ValueError, match=f"TrainConfig.{next(iter(bad))} must be"):
+            TrainConfig(**bad)

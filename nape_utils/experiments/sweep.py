@@ -19,6 +19,8 @@ def parse_grid(items: list[str]) -> dict[str, list[Any]]:
             raise ValueError(f"--grid {item!r}: write NAME=v1,v2,…")
         if name in grid:
             raise ValueError(f"--grid names {name} twice: give all its values once, e.g. {name}=v1,v2")
+        if any(not v.strip() for v in values.split(",")):
+            raise ValueError(f"--grid {item!r}: a value of {name} is empty; write {name}=v1,v2 without a stray comma")
         grid[name] = [parse_value(v) for v in values.split(",")]
     return grid
 

@@ -1,6 +1,7 @@
 """Building the zoo: which runs, run them (local processes or a dask cluster), store each as it ends."""
 from __future__ import annotations
 
+import numbers
 from dataclasses import asdict
 from pathlib import Path
 from typing import Iterable, Mapping
@@ -30,13 +31,15 @@ def plan(spaces: Iterable[str], n_archs: int, seeds: Iterable[int] | Mapping[str
     interleaved across spaces so that a partly built zoo already covers every family. ``plan(…, n)`` is
     the start of ``plan(…, m)`` for n < m."""
     spaces = list(spaces)
+    if isinstance(n_archs, bool) or not isinstance(n_archs, numbers.Integral) or n_archs < 1:
+        raise ValueError(f"n_archs must be a positive integer, got {n_archs!r}")
     if isinstance(seeds, Mapping):
         missing = sorted(set(spaces) - set(seeds))
         if missing:
             raise ValueError(f"no seeds given for {', '.join(missing)}")
-        seeds_of = {name: list(seeds[name]) for name in spaces}
+        seeds_of = {name: _checked_seeds(seeds[name], name) for name in spaces}
     else:
-        seeds = list(seeds)
+        seeds = _checked_seeds(seeds, "every family")
         seeds_of = {name: seeds for name in spaces}
     per_space = []
     for name in spaces:
@@ -52,6 +55,16 @@ def plan(spaces: Iterable[str], n_archs: int, seeds: Iterable[int] | Mapping[str
                 raise ValueError(f"{name} has fewer than {n_archs} distinct architectures")
         per_space.append([[(space.name, spec, seed) for seed in seeds_of[name]] for spec in specs])
     return [job for group in zip(*per_space) for arch in group for job in arch]
+
+
+def _checked_seeds(seeds: Iterable[int], whose: str) -> list[int]:
+    if isinstance(seeds, (str, bytes)):
+        raise ValueError(f"seeds for {whose} must be integers, not the string {seeds!r}: e.g. [0, 1]")
+    seeds = list(seeds)
+    if not seeds or any(isinstance(s, bool) or not isinstance(s, numbers.Integral) or s < 0 for s in seeds) \
+            or len(set(seeds)) < len(seeds):
+        raise ValueError(f"seeds for {whose} must be distinct non-negative integers, got {seeds!r}")
+    return [int(s) for s in seeds]
 
 
 def store_config(config: TrainConfig) -> dict:

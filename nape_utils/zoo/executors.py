@@ -7,8 +7,44 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import multiprocessing
+import threading
 from functools import partial
 from typing import Any, Callable, Iterable, Iterator
+
+
+#: seconds to wait for a dask scheduler's handshake before giving up
+CONNECT_TIMEOUT = 20.0
+
+
+def connect(scheduler: str, timeout: float | None = None):
+    """A dask ``Client`` for ``scheduler``, or a ValueError that names the address within ``timeout`` s.
+
+    ``Client(…, timeout=…)`` bounds the TCP connect only: a socket that accepts and never answers (an
+    HTTP server, the dashboard port) hangs it forever, so the handshake runs in a daemon thread that is
+    abandoned when it overruns."""
+    from distributed import Client
+
+    timeout = CONNECT_TIMEOUT if timeout is None else timeout
+    outcome: dict[str, Any] = {}
+
+    def handshake() -> None:
+        try:
+            # not the default client: an abandoned handshake must not reroute dask work elsewhere (xarray's)
+            outcome["client"] = Client(scheduler, timeout=f"{timeout}s", set_as_default=False)
+        except BaseException as err:  # noqa: BLE001 - any failure is reported with the address below
+            outcome["error"] = err
+
+    thread = threading.Thread(target=handshake, daemon=True, name="nape-dask-connect")
+    thread.start()
+    wait = timeout + min(timeout, 5.0)  # a little longer than Client's own timeout, so its error comes first
+    thread.join(wait)
+    if "client" in outcome:
+        return outcome["client"]
+    error = outcome.get("error")
+    reason = f"{type(error).__name__}: {error}" if error else f"no dask handshake within {wait:.0f} s"
+    raise ValueError(f"cannot reach a dask scheduler at {scheduler} ({reason}); start one with `dask scheduler` "
+                     "and give the address it prints, e.g. tcp://10.0.0.5:8786 (the scheduler's port, not the "
+                     "dashboard's 8787)")
 
 
 def execute(fn: Callable[..., Any], items: Iterable[Any], *, workers: int = 1, scheduler: str | None = None,
@@ -19,15 +55,10 @@ def execute(fn: Callable[..., Any], items: Iterable[Any], *, workers: int = 1, s
     call = partial(fn, **kwargs)
     if scheduler:
         try:
-            from distributed import Client, as_completed
+            from distributed import as_completed
         except ImportError:
             raise ValueError("--scheduler needs dask.distributed: pip install 'nape[dask]'") from None
-        try:
-            client = Client(scheduler, timeout="20s")
-        except (OSError, TimeoutError) as err:
-            raise ValueError(f"cannot reach the dask scheduler at {scheduler} ({err}); start one with "
-                             "`dask scheduler` and give the address it prints, e.g. tcp://10.0.0.5:8786") from err
-        with client:
+        with connect(scheduler) as client, client.as_current():  # current here only, not globally
             futures = client.map(call, items, pure=False)
             for future in as_completed(futures):
                 yield future.result()

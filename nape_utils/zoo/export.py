@@ -128,5 +128,8 @@ def load_zoo(path: str | Path | None = None):
     path = SHIPPED_NETCDF if path is None else Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no zoo at {path}; build one with `nape zoo build` and `nape zoo export`")
+    if path.read_bytes()[:16] == b"SQLite format 3\x00":
+        raise ValueError(f"{path} is a zoo store (SQLite), not an export: write its Dataset with "
+                         f"`nape zoo export --store {path} --out zoo.nc` and load that")
     with xr.open_dataset(path, engine="scipy") as ds:
         return ds.load()

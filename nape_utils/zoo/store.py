@@ -7,6 +7,7 @@ loses at most the runs in flight and resumes from the rest. The store remembers 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from pathlib import Path
 
@@ -43,10 +44,11 @@ class ZooStore:
             if not self.path.is_file():
                 raise FileNotFoundError(f"no zoo store at {self.path}; start one with `nape zoo build`")
         else:
+            _check_writable(self.path)
             self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             if readonly:
-                self.db = sqlite3.connect(self.path.resolve().as_uri() + "?mode=ro", uri=True, timeout=30)
+                self.db = _connect_readonly(self.path)
             else:
                 self.db = sqlite3.connect(self.path, timeout=30)
             self._check_readable()
@@ -83,7 +85,8 @@ class ZooStore:
         if changed:
             raise ValueError(f"{self.path} was written under another zoo configuration ({'; '.join(changed)}); its "
                              "runs cannot be mixed with these. Use another store path, or build with the stored "
-                             "configuration.")
+                             "configuration (the settings above are TrainConfig's and its task's, "
+                             "nape_utils.zoo.TrainConfig).")
 
     def claim_profile(self, space: str, profile: dict) -> None:
         """Record the zoo profile a family's networks are built at; refuse a changed one."""
@@ -126,6 +129,32 @@ class ZooStore:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def _check_writable(path: Path) -> None:
+    """Say that a store cannot be written, and why, before SQLite's "readonly database" makes it look corrupt."""
+    folder = next(p for p in (path.parent, *path.parent.parents) if p.exists())  # the one to write or create in
+    if not folder.is_dir():
+        raise ValueError(f"cannot make a zoo store at {path}: {folder} is a file, not a folder")
+    # WAL mode writes a -wal and a -shm file beside the store, so its folder must be writable too
+    blocked = path if path.exists() and not os.access(path, os.W_OK) else None
+    blocked = blocked or (folder if not os.access(folder, os.W_OK) else None)
+    if blocked is not None:
+        raise ValueError(f"cannot write the zoo store at {path}: {blocked} is read-only. Give --store a path in a "
+                         "writable folder (to continue this store, copy it there with its -wal file)")
+
+
+def _connect_readonly(path: Path) -> sqlite3.Connection:
+    uri = path.resolve().as_uri()
+    if os.access(path.parent, os.W_OK):
+        return sqlite3.connect(uri + "?mode=ro", uri=True, timeout=30)
+    # Reading a WAL-mode store needs its -shm file, which a read-only folder cannot hold. Nobody can be
+    # writing a store there either, so it is read as immutable, unless its WAL still holds runs.
+    wal = path.with_name(path.name + "-wal")
+    if wal.is_file() and wal.stat().st_size > 0:
+        raise ValueError(f"{path} keeps runs in {wal.name} beside it, which a read-only folder cannot fold in: "
+                         "copy both files into a writable folder and read the store there")
+    return sqlite3.connect(uri + "?mode=ro&immutable=1", uri=True)
 
 
 def _normalised(config: dict) -> dict:

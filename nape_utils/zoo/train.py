@@ -16,6 +16,7 @@ the task's images downsampled to it (bilinear, antialiased), in training and in 
 from __future__ import annotations
 
 import math
+import numbers
 import platform
 import time
 from dataclasses import asdict, dataclass, field
@@ -38,6 +39,21 @@ class TrainConfig:
     weight_decay: float = 5e-4
     warmup: float = 0.1      # fraction of all steps spent ramping the learning rate up from zero
     task: TaskConfig = field(default_factory=TaskConfig)
+
+    def __post_init__(self):
+        whole = {"epochs": self.epochs, "batch_size": self.batch_size}
+        for name, value in whole.items():
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+                raise ValueError(f"TrainConfig.{name} must be a positive integer, got {value!r}")
+        ranges = {"lr": (0, None), "momentum": (0, 1), "weight_decay": (0, None), "warmup": (0, 1)}
+        for name, (low, high) in ranges.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or value < low or (
+                    high is not None and value >= high) or (name == "lr" and value == 0):
+                bounds = f"in [{low}, {high})" if high is not None else ("above 0" if name == "lr" else "at least 0")
+                raise ValueError(f"TrainConfig.{name} must be a number {bounds}, got {value!r}")
+        if not isinstance(self.task, TaskConfig):
+            raise ValueError(f"TrainConfig.task must be a TaskConfig, got {type(self.task).__name__}")
 
     def to_dict(self) -> dict:
         return asdict(self)
