@@ -374,7 +374,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("what", choices=["graphs", "graf", "predict", "rwe"])
     p.add_argument("--model", help="predict: a shipped model name or checkpoint (default: untrained, timing only)")
     p.add_argument("--workers", type=POSITIVE, default=2, help="predict: processes building graphs")
-    p.add_argument("--rank-archs", type=POSITIVE, default=60,
+    p.add_argument("--rank-archs", type=NON_NEGATIVE, default=60,
                    help="rwe: labelled zoo archs per family that RWE ranks (a seeded subset; 0: all)")
     p.add_argument("--spaces", help="comma-separated families (graphs: default nb101,nb201,nb301; rwe: all)")
     p.add_argument("-n", type=POSITIVE, default=1000, help="architectures per space on the fast path (graf: per "
@@ -438,9 +438,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except BrokenPipeError:
         return 0
-    except OSError as err:  # a path that cannot be read or written: say which, without a traceback
-        print(f"nape {args.command}: error: {err.strerror or err}: {err.filename or ''} (check the path and that "
-              "its folder exists and is writable)", file=sys.stderr)
+    except OSError as err:  # a path that cannot be read or written (or a lost connection): no traceback
+        where = f": {err.filename} (check that the path and its folder exist and may be read or written)" \
+            if err.filename else ""
+        print(f"nape {args.command}: error: {err.strerror or err}{where}", file=sys.stderr)
         return 2
     return 0
 

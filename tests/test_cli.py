@@ -162,6 +162,8 @@ def test_zoo_status_prints_counts_and_label_quality(capsys, tmp_path):
     assert code == 0 and counts.split()[-4:] == ["nb201", "1", "3", "3"]
     header, row = quality.splitlines()[1:3]
     assert "seed_mean_reliability" in header.split() and row.split()[:3] == ["nb201", "3", "2"]
+    code, explicit, _ = run(capsys, "zoo", "status", "--store", str(store), "--budget", "1")
+    assert code == 0 and explicit == out
     code, _, err = run(capsys, "zoo", "status", "--store", str(store), "--budget", "7")
     assert code == 2 and "no runs at a budget of 7 epochs; it holds budgets of 1" in err
     code, _, err = run(capsys, "zoo", "export", "--store", str(store), "--out", str(tmp_path))
@@ -244,6 +246,8 @@ def test_zoo_commands_refuse_bad_input(capsys, tmp_path):
         with pytest.raises(SystemExit):  # argparse names the option and exits with 2
             main(["zoo", "build", option, value, "--store", str(tmp_path / "never.sqlite")])
         assert f"argument {option}: expected an integer of at least" in capsys.readouterr().err
+    from nape_utils.cli import build_parser
+    assert build_parser().parse_args(["bench", "rwe", "--rank-archs", "0"]).rank_archs == 0  # 0: every architecture
     code, _, err = run(capsys, "zoo", "build", "--spaces", ",", "--store", str(tmp_path / "never.sqlite"))
     assert code == 2 and "names no family" in err
     code, _, err = run(capsys, "zoo", "build", "--store", str(corrupt / "z.sqlite"))

@@ -146,6 +146,11 @@ def test_dask_cluster_gives_the_local_results(tmp_path):
                                   host="127.0.0.1", dashboard_address=None) as cluster:
         build_zoo(jobs, tmp_path / "dask.sqlite", TINY, scheduler=cluster.scheduler_address, progress=False)
         assert sum(worker.state.executed_count for worker in cluster.workers.values()) == len(jobs)  # ran there
+        import dask
+
+        from nape_utils.zoo.executors import execute
+        for _ in execute(abs, [-1, 2], scheduler=cluster.scheduler_address):  # the caller's dask is left alone
+            assert dask.config.get("scheduler", None) != "dask.distributed"
     assert _frame(tmp_path / "dask.sqlite").equals(_frame(tmp_path / "local.sqlite"))
 
 
@@ -296,8 +301,15 @@ def test_a_store_in_a_read_only_folder_is_read_but_not_written(tmp_path, monkeyp
     with ZooStore(path) as writer:  # a WAL store, as a build leaves it: reading it normally needs a -shm file
         assert writer.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     before = path.read_bytes()
-    writable = os.access
+    writable, connect = os.access, sqlite3.connect
+
+    def connect_without_shm(target, *args, **kwargs):  # what SQLite says when it cannot create the -shm file
+        if str(target).endswith("?mode=ro"):
+            raise sqlite3.OperationalError("unable to open database file")
+        return connect(target, *args, **kwargs)
+
     monkeypatch.setattr(store_module.os, "access", lambda p, mode: writable(p, mode) and Path(p) != tmp_path)
+    monkeypatch.setattr(store_module.sqlite3, "connect", connect_without_shm)
     with ZooStore(path, readonly=True) as reader:
         assert len(reader.runs()) == 1
     assert path.read_bytes() == before and not path.with_name("zoo.sqlite-shm").exists()
@@ -312,6 +324,6 @@ def test_a_store_in_a_read_only_folder_is_read_but_not_written(tmp_path, monkeyp
 
 def test_train_config_refuses_impossible_settings():
     for bad in ({"epochs": 0}, {"epochs": 2.5}, {"batch_size": -1}, {"lr": 0}, {"lr": "x"}, {"momentum": 1.0},
-                {"weight_decay": -1e-4}, {"warmup": 1.5}, {"task": {"n_train": 10}}):
+                {"weight_decay": -1e-4}, {"warmup": 1.5}, {"lr": float("nan")}, {"task": {"n_train": 10}}):
         with pytest.raises(ValueError, match=f"TrainConfig.{next(iter(bad))} must be"):
             TrainConfig(**bad)

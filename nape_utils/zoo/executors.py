@@ -27,19 +27,29 @@ def connect(scheduler: str, timeout: float | None = None):
     timeout = CONNECT_TIMEOUT if timeout is None else timeout
     outcome: dict[str, Any] = {}
 
+    lock = threading.Lock()
+
     def handshake() -> None:
         try:
             # not the default client: an abandoned handshake must not reroute dask work elsewhere (xarray's)
-            outcome["client"] = Client(scheduler, timeout=f"{timeout}s", set_as_default=False)
+            client = Client(scheduler, timeout=f"{timeout}s", set_as_default=False)
         except BaseException as err:  # noqa: BLE001 - any failure is reported with the address below
             outcome["error"] = err
+            return
+        with lock:
+            if outcome.get("abandoned"):
+                client.close()  # answered after the caller gave up: leave nothing running
+            else:
+                outcome["client"] = client
 
     thread = threading.Thread(target=handshake, daemon=True, name="nape-dask-connect")
     thread.start()
     wait = timeout + min(timeout, 5.0)  # a little longer than Client's own timeout, so its error comes first
     thread.join(wait)
-    if "client" in outcome:
-        return outcome["client"]
+    with lock:
+        if "client" in outcome:
+            return outcome["client"]
+        outcome["abandoned"] = True
     error = outcome.get("error")
     reason = f"{type(error).__name__}: {error}" if error else f"no dask handshake within {wait:.0f} s"
     raise ValueError(f"cannot reach a dask scheduler at {scheduler} ({reason}); start one with `dask scheduler` "
@@ -58,9 +68,9 @@ def execute(fn: Callable[..., Any], items: Iterable[Any], *, workers: int = 1, s
             from distributed import as_completed
         except ImportError:
             raise ValueError("--scheduler needs dask.distributed: pip install 'nape[dask]'") from None
-        with connect(scheduler) as client, client.as_current():  # current here only, not globally
+        with connect(scheduler) as client:
             futures = client.map(call, items, pure=False)
-            for future in as_completed(futures):
+            for future in as_completed(futures, loop=client.loop):  # this client's, not a default one
                 yield future.result()
     elif workers <= 1:
         for item in items:

@@ -128,7 +128,9 @@ def load_zoo(path: str | Path | None = None):
     path = SHIPPED_NETCDF if path is None else Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no zoo at {path}; build one with `nape zoo build` and `nape zoo export`")
-    if path.read_bytes()[:16] == b"SQLite format 3\x00":
+    with open(path, "rb") as head:
+        is_store = head.read(16) == b"SQLite format 3\x00"
+    if is_store:
         raise ValueError(f"{path} is a zoo store (SQLite), not an export: write its Dataset with "
                          f"`nape zoo export --store {path} --out zoo.nc` and load that")
     with xr.open_dataset(path, engine="scipy") as ds:

@@ -146,10 +146,15 @@ def _check_writable(path: Path) -> None:
 
 def _connect_readonly(path: Path) -> sqlite3.Connection:
     uri = path.resolve().as_uri()
-    if os.access(path.parent, os.W_OK):
-        return sqlite3.connect(uri + "?mode=ro", uri=True, timeout=30)
-    # Reading a WAL-mode store needs its -shm file, which a read-only folder cannot hold. Nobody can be
-    # writing a store there either, so it is read as immutable, unless its WAL still holds runs.
+    try:
+        db = sqlite3.connect(uri + "?mode=ro", uri=True, timeout=30)
+        db.execute("SELECT count(*) FROM sqlite_master").fetchone()  # opening alone does not read
+        return db
+    except sqlite3.OperationalError:
+        if os.access(path.parent, os.W_OK):
+            raise
+    # Reading a WAL-mode store needs its -shm file, which a read-only folder cannot hold; whoever could
+    # write the store there would have made one, so it is read as immutable, unless its WAL holds runs.
     wal = path.with_name(path.name + "-wal")
     if wal.is_file() and wal.stat().st_size > 0:
         raise ValueError(f"{path} keeps runs in {wal.name} beside it, which a read-only folder cannot fold in: "

@@ -45,13 +45,13 @@ class TrainConfig:
         for name, value in whole.items():
             if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
                 raise ValueError(f"TrainConfig.{name} must be a positive integer, got {value!r}")
-        ranges = {"lr": (0, None), "momentum": (0, 1), "weight_decay": (0, None), "warmup": (0, 1)}
-        for name, (low, high) in ranges.items():
+        allowed = {"lr": ("above 0", lambda v: v > 0), "momentum": ("in [0, 1)", lambda v: 0 <= v < 1),
+                   "weight_decay": ("at least 0", lambda v: v >= 0), "warmup": ("in [0, 1)", lambda v: 0 <= v < 1)}
+        for name, (wording, holds) in allowed.items():
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, numbers.Real) or value < low or (
-                    high is not None and value >= high) or (name == "lr" and value == 0):
-                bounds = f"in [{low}, {high})" if high is not None else ("above 0" if name == "lr" else "at least 0")
-                raise ValueError(f"TrainConfig.{name} must be a number {bounds}, got {value!r}")
+            real = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+            if not (real and holds(value)):
+                raise ValueError(f"TrainConfig.{name} must be a number {wording}, got {value!r}")
         if not isinstance(self.task, TaskConfig):
             raise ValueError(f"TrainConfig.task must be a TaskConfig, got {type(self.task).__name__}")
 
