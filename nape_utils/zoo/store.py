@@ -30,7 +30,8 @@ class ZooStore:
     """Open (or create) a store at ``path`` for runs made under ``config`` (a JSON-able dict).
 
     ``readonly=True`` opens an existing store for reading only (status, export, notebooks): the file
-    is left byte for byte as it was, and no configuration may be claimed."""
+    is left byte for byte as it was, and no configuration may be claimed; in a folder this process may not
+    write, a store that SQLite cannot open read-only is read as immutable."""
 
     def __init__(self, path: str | Path, config: dict | None = None, *, readonly: bool = False):
         self.path = Path(path)
