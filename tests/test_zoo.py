@@ -18,7 +18,7 @@ import torch
 from nape_utils.data.task import TaskConfig, make_task
 from nape_utils.graphs import graph_of
 from nape_utils.spaces import get_space
-from nape_utils.zoo import TrainConfig, ZooStore, build_zoo, label_quality, load_zoo, plan, to_dataset, train_one
+from nape_utils.zoo import NothingComplete, TrainConfig, ZooStore, build_zoo, label_quality, load_zoo, plan, to_dataset, train_one
 from nape_utils.zoo.export import spearman_brown
 
 TINY = TrainConfig(epochs=1, task=TaskConfig(n_train=200, n_val=40, n_test=60))
@@ -214,9 +214,9 @@ def test_label_quality_leaves_out_degenerate_networks():
 
 def test_export_refuses_what_it_cannot_export():
     runs = _runs([("nb201", "a", 0, 50.0), ("nb201", "b", 1, 60.0)])  # no arch has both of the family's seeds
-    with pytest.raises(ValueError, match="no architecture has been trained at every seed"):
+    with pytest.raises(NothingComplete, match="no architecture has been trained at every seed"):
         to_dataset(runs)
-    with pytest.raises(ValueError, match="no runs at a budget of 3 epochs; it holds budgets 5"):
+    with pytest.raises(ValueError, match="no runs at a budget of 3 epochs; it holds budgets of 5: choose one"):
         to_dataset(runs, budget=3)
 
 

@@ -28,6 +28,11 @@ RELIABILITY_BAR = 0.8
 DEGENERATE_BELOW = 15.0
 
 
+class NothingComplete(ValueError):
+    """The store has runs at the budget, but no architecture has all its family's seeds yet: the one
+    refusal of `to_dataset` that a build in progress meets (and `nape zoo status` reports, not raises)."""
+
+
 def to_dataset(runs: pd.DataFrame, budget: int | None = None, config: dict | None = None):
     """Architectures trained at every seed of their family (see the module docstring), at the chosen
     budget (default: the largest) → Dataset."""
@@ -39,10 +44,10 @@ def to_dataset(runs: pd.DataFrame, budget: int | None = None, config: dict | Non
     budget = budgets[-1] if budget is None else budget
     if budget not in budgets:
         raise ValueError(f"the zoo store has no runs at a budget of {budget} epochs; it holds budgets "
-                         f"{', '.join(map(str, budgets))}: choose one of those")
+                         f"of {', '.join(map(str, budgets))}: choose one of those with --budget")
     runs = complete_runs(runs[runs["budget"] == budget])
     if runs.empty:
-        raise ValueError("no architecture has been trained at every seed of its family yet, so there is nothing "
+        raise NothingComplete("no architecture has been trained at every seed of its family yet, so there is nothing "
                          "to export; let `nape zoo build` run on and try again")
     runs = runs.sort_values(["space", "spec", "seed"])
     seeds = sorted(runs["seed"].unique())
