@@ -140,7 +140,7 @@ def test_plan_keeps_an_architectures_seeds_together():
     for seeds in ("0,1", [0, 0], [-1], [], [0.5]):
         with pytest.raises(ValueError, match="seeds for every family must be"):
             plan(["nb201"], 2, seeds)
-    with pytest.raises(ValueError, match="n_archs must be a positive integer"):
+    with pytest.raises(ValueError, match="n_archs must be an integer of at least 1"):
         plan(["nb201"], 0, [0])
 
 

@@ -55,6 +55,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from ..checks import is_whole, whole_number
+
 __all__ = ["RWE", "RWEWarning", "final_linear", "fit_last_layer", "rwe_network", "rwe_score", "rwe_scores"]
 
 BN_MODES = ("eval", "batch")
@@ -244,8 +246,7 @@ def _check_fit_args(alpha: float, bn: str, chunk: int) -> None:
                          f"system solvable when features are constant), got {alpha!r}")
     if bn not in BN_MODES:
         raise ValueError(f"bn must be one of {', '.join(BN_MODES)} (see the rwe module docstring), got {bn!r}")
-    if not isinstance(chunk, int) or isinstance(chunk, bool) or chunk < 1:
-        raise ValueError(f"chunk must be a positive integer (images per forward pass), got {chunk!r}")
+    whole_number(chunk, "chunk", 1, "it counts the images per forward pass")
 
 
 # -- the estimator ---------------------------------------------------------------------------------
@@ -273,12 +274,12 @@ class RWE:
         task = TaskConfig() if task is None else task
         if not isinstance(task, TaskConfig):
             raise ValueError(f"task must be a nape_utils.data.task.TaskConfig, got {type(task).__name__}")
-        if not _is_int(n_train) or not 10 <= n_train <= task.n_train:
+        if not is_whole(n_train) or not 10 <= n_train <= task.n_train:
             raise ValueError(f"n_train must be an integer from 10 to {task.n_train} (the task's training split), "
                              f"got {n_train!r}; for more, pass task=TaskConfig(n_train=...)")
-        if not _is_int(seed) or seed < 0:
+        if not is_whole(seed) or seed < 0:
             raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
-        if size is not None and (not _is_int(size) or size < 12):
+        if size is not None and (not is_whole(size) or size < 12):
             raise ValueError(f"size must be an integer >= 12 (the task's digits are 12×12) or None for the "
                              f"profile's own input size, got {size!r}")
         if not isinstance(profile, str):
@@ -387,9 +388,6 @@ class RWE:
     def _size_of(self, space, spec: str) -> int:
         return space.input_shape_of(spec, self.profile)[-1] if self.size is None else self.size
 
-
-def _is_int(value) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
 # -- functions ---------------------------------------------------------------------------------------

@@ -14,11 +14,11 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from ..checks import whole_number
 from ..spaces import Space, get_space
 from .estimators import PERCENT_BOUNDS, Estimator, make_estimator
 from .problem import (CALIBRATION_SEED, CALIBRATION_SIZE, REF_POINT, ArchProblem, CanonicalDuplicates, ChooseParent,
@@ -92,13 +92,6 @@ class SearchResult:
         return cls(**tables, meta=json.loads((out / "meta.json").read_text()))
 
 
-# -- validation ----------------------------------------------------------------------------------------------
-def _positive_int(value: Any, name: str, minimum: int, hint: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer of at least {minimum}, got {value!r}; {hint}")
-    return int(value)
-
-
 # -- the two loops ------------------------------------------------------------------------------------------
 def _snapshot(problem: ArchProblem, generation: int, n_evals: int, population_F: np.ndarray) -> tuple[dict, pd.DataFrame]:
     """History row and archive front after ``generation``."""
@@ -152,17 +145,17 @@ def search(space: str | Space, estimator: str | Estimator | Callable, generation
     :func:`~nape_utils.search.problem.objective_bounds`). ``out``: a folder to write the result to.
     Returns a :class:`SearchResult`."""
     start = time.perf_counter()
-    generations = _positive_int(generations, "generations", 1, "a search runs one generation or more")
-    population = _positive_int(population, "population", 2, "NSGA-II ranks and recombines a population: use 2 "
+    generations = whole_number(generations, "generations", 1, "a search runs one generation or more")
+    population = whole_number(population, "population", 2, "NSGA-II ranks and recombines a population: use 2 "
                                "or more (8 or more in practice)")
-    seed = _positive_int(seed, "seed", 0, "give a non-negative integer")
+    seed = whole_number(seed, "seed", 0, "give a non-negative integer")
     space = get_space(space)
     space.profile(profile)
     est = make_estimator(estimator, space, profile=profile, **(estimator_options or {}))
     algorithm = algorithm or est.algorithm
     if algorithm not in ALGORITHMS:
         raise ValueError(f"unknown algorithm {algorithm!r}; choose one of {', '.join(ALGORITHMS)}")
-    budget = _positive_int(budget if budget is not None else population * generations, "budget", 1,
+    budget = whole_number(budget if budget is not None else population * generations, "budget", 1,
                            "random search needs at least one evaluation")
     problem = ArchProblem(space, est, profile, objectives, bounds)
     loop = _run_nsga2(problem, generations, population, seed) if algorithm == "nsga2" else \
@@ -241,8 +234,8 @@ def verify(result: SearchResult, *, seeds: Sequence[int] = (0,), config=None, ba
     if not isinstance(result, SearchResult):
         raise ValueError(f"verify takes the SearchResult of search(), got {type(result).__name__}")
     if max_archs is not None:
-        max_archs = _positive_int(max_archs, "max_archs", 1, "or None to train the whole front")
-    seeds = [_positive_int(s, "each seed", 0, "give non-negative integers") for s in seeds]
+        max_archs = whole_number(max_archs, "max_archs", 1, "or None to train the whole front")
+    seeds = [whole_number(s, "each seed", 0, "give non-negative integers") for s in seeds]
     if not seeds:
         raise ValueError("seeds is empty: give at least one training seed")
     space = result.space or get_space(result.meta["space"])

@@ -158,12 +158,8 @@ def json_spec(text, family: str, formats: str):
         raise ValueError(f"malformed JSON spec for {family}: {e}; {formats}") from None
 
 
-def is_int(x) -> bool:
-    return isinstance(x, int) and not isinstance(x, bool)
-
-
 __all__ = ["BN_EPS", "Bottleneck", "ClassifierHead", "ConvBNAct", "DepthwiseBNReLU6", "InceptionP", "InceptionS",
-           "PoolBN", "divide_width", "is_int", "json_spec", "make_act"]
+           "PoolBN", "divide_width", "json_spec", "make_act"]
 
 
 def check_op_mix(ops, where: str, family: str, all_ops, conv_ops, supp_ops) -> tuple[str, ...]:

@@ -65,6 +65,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from ..checks import is_whole
 from .base import ZOO_INPUT_SHAPE, ZOO_NUM_CLASSES, Profile, Space
 from .nb301 import DilConv, FactorizedReduce, SepConv, make_op
 from .ops import ReLUConvBN, Zero
@@ -126,9 +127,6 @@ _ARG_KEYS = ("n_cells", "C_mult", "ks", "stem_type", "stem_pool", "norm", "prepr
 _DEFAULTS = GHNSpec((), (), (), ())
 
 
-def _is_int(x: Any) -> bool:
-    return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
-
 
 def _check_pairs(kind: str, pairs: Any) -> tuple[Pair, ...]:
     if not isinstance(pairs, (list, tuple)) or not pairs:
@@ -143,7 +141,7 @@ def _check_pairs(kind: str, pairs: Any) -> tuple[Pair, ...]:
         op, inp = pair
         if not isinstance(op, str) or op not in OPS:
             raise ValueError(f"unknown op {op!r} in {kind} cell pair {i}; allowed ops: {', '.join(OPS)}")
-        if not _is_int(inp):
+        if not is_whole(inp):
             raise ValueError(f"{kind} cell pair {i}: input must be an integer state index, got {inp!r}")
         node = i // 2
         if not 0 <= inp < node + 2:
@@ -160,7 +158,7 @@ def _check_pairs(kind: str, pairs: Any) -> tuple[Pair, ...]:
 
 
 def _check_concat(kind: str, concat: Any, steps: int) -> tuple[int, ...]:
-    if not isinstance(concat, (list, tuple, range)) or not concat or not all(_is_int(c) for c in concat):
+    if not isinstance(concat, (list, tuple, range)) or not concat or not all(is_whole(c) for c in concat):
         raise ValueError(f"{kind}_concat must be a non-empty list of node states, got {concat!r}")
     values = sorted(int(c) for c in concat)
     if len(set(values)) != len(values):
@@ -171,10 +169,10 @@ def _check_concat(kind: str, concat: Any, steps: int) -> tuple[int, ...]:
 
 
 def _choice(name: str, value: Any, allowed: Sequence[Any]) -> Any:
-    ok = (value in allowed and _is_int(value)) if all(isinstance(a, int) for a in allowed) else value in allowed
+    ok = (value in allowed and is_whole(value)) if all(isinstance(a, int) for a in allowed) else value in allowed
     if not ok:
         raise ValueError(f"{name} must be one of {list(allowed)}, got {value!r}")
-    return int(value) if _is_int(value) else value
+    return int(value) if is_whole(value) else value
 
 
 def _check_bool(name: str, value: Any) -> bool:
@@ -193,7 +191,7 @@ def _validate(s: GHNSpec) -> GHNSpec:
     steps = len(normal) // 2
     nc = _check_concat("normal", s.normal_concat, steps)
     rc = _check_concat("reduce", s.reduce_concat, steps)
-    if not _is_int(s.n_cells) or not MIN_CELLS <= s.n_cells <= MAX_CELLS:
+    if not is_whole(s.n_cells) or not MIN_CELLS <= s.n_cells <= MAX_CELLS:
         raise ValueError(f"n_cells must be an integer in [{MIN_CELLS}, {MAX_CELLS}], got {s.n_cells!r}")
     out = GHNSpec(
         normal=normal, normal_concat=nc, reduce=reduce, reduce_concat=rc, n_cells=int(s.n_cells),

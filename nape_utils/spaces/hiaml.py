@@ -32,8 +32,9 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from ..checks import is_whole
 from .base import ZOO_INPUT_SHAPE, ZOO_NUM_CLASSES, Profile, Space
-from .gennape_ops import ClassifierHead, ConvBNAct, InceptionS, divide_width, is_int, json_spec
+from .gennape_ops import ClassifierHead, ConvBNAct, InceptionS, divide_width, json_spec
 
 #: the authors' block names in their index order (``HIAML_OPS``)
 BLOCK_NAMES: tuple[str, ...] = (
@@ -186,7 +187,7 @@ class HiAMLSpace(Space):
 
     @staticmethod
     def _block_name(b, stage: int) -> str:
-        if is_int(b):
+        if is_whole(b):
             if 0 <= b < len(BLOCK_NAMES):
                 return BLOCK_NAMES[b]
             raise ValueError(f"hiaml block index {b} (stage {stage}) out of range 0-{len(BLOCK_NAMES) - 1}")

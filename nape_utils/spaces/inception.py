@@ -48,9 +48,10 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from ..checks import is_whole
 from .base import ZOO_INPUT_SHAPE, ZOO_NUM_CLASSES, Profile, Space
 from .gennape_ops import (check_op_mix, ClassifierHead, ConvBNAct, DepthwiseBNReLU6, InceptionP, InceptionS, PoolBN,
-                          divide_width, is_int, json_spec)
+                          divide_width, json_spec)
 
 CONV_OPS: tuple[str, ...] = (
     "conv3x3", "inception_s3x3", "inception_p3x3", "depthwise3x3",
@@ -146,7 +147,7 @@ def _check_path_ops(ops: Any, where: str) -> tuple[str, ...]:
 
 def _check_stage(stage: int, n_blocks: Any, paths: Any) -> StageConfig:
     where = f"stage {stage}"
-    if not is_int(n_blocks) or not MIN_BLOCKS <= n_blocks <= MAX_BLOCKS:
+    if not is_whole(n_blocks) or not MIN_BLOCKS <= n_blocks <= MAX_BLOCKS:
         raise ValueError(f"{where}: n_blocks must be an integer in {MIN_BLOCKS}-{MAX_BLOCKS}, got {n_blocks!r}")
     if not isinstance(paths, (list, tuple)) or len(paths) not in NUM_PATHS:
         n = len(paths) if isinstance(paths, (list, tuple)) else paths
@@ -171,7 +172,7 @@ def _check_stage(stage: int, n_blocks: Any, paths: Any) -> StageConfig:
         if len(ops) < MIN_OPS_PER_PATH[n_paths]:
             raise ValueError(f"{pw}: a block with {n_paths} paths needs at least {MIN_OPS_PER_PATH[n_paths]} "
                              f"ops per path, got {len(ops)}")
-        if not all(is_int(p[k]) for k in ("C_internal", "C_out")):
+        if not all(is_whole(p[k]) for k in ("C_internal", "C_out")):
             raise ValueError(f"{pw}: C_internal and C_out must be integers")
         checked.append(PathConfig(ops, p["C_internal"], p["C_out"]))
     total = sum(len(p.ops) for p in checked)

@@ -70,6 +70,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from ..checks import is_whole
 from .base import ZOO_INPUT_SHAPE, ZOO_NUM_CLASSES, Profile, Space
 
 N_RANGE = (3, 10)
@@ -102,16 +103,13 @@ _FORMATS = ('accepted forms: canonical JSON {"top": [N, K, P], "mid": [N, P], "b
             '"G3_P"[, "seed"]}')
 
 
-def _is_int(x: Any) -> bool:
-    return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
-
 
 def _is_number(x: Any) -> bool:
     return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool)
 
 
 def _check_n(level: str, n: Any) -> int:
-    if not _is_int(n):
+    if not is_whole(n):
         raise ValueError(f"{level} graph: N (number of nodes) must be an integer, got {n!r}")
     if not N_RANGE[0] <= n <= N_RANGE[1]:
         raise ValueError(f"{level} graph: N must be in [{N_RANGE[0]}, {N_RANGE[1]}], got {n}")
@@ -119,7 +117,7 @@ def _check_n(level: str, n: Any) -> int:
 
 
 def _check_k(level: str, k: Any, n: int) -> int:
-    if not _is_int(k):
+    if not is_whole(k):
         raise ValueError(f"{level} graph: K (Watts-Strogatz neighbours) must be an integer, got {k!r}")
     if not K_RANGE[0] <= k <= K_RANGE[1]:
         raise ValueError(f"{level} graph: K must be in [{K_RANGE[0]}, {K_RANGE[1]}], got {k}")
@@ -137,7 +135,7 @@ def _check_p(level: str, p: Any) -> float:
 
 
 def _check_seed(seed: Any) -> int:
-    if not _is_int(seed) or not 0 <= seed <= SEED_MAX:
+    if not is_whole(seed) or not 0 <= seed <= SEED_MAX:
         raise ValueError(f"seed must be an integer in [0, {SEED_MAX}], got {seed!r}")
     return int(seed)
 

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from ..checks import is_whole
 from .base import ZOO_INPUT_SHAPE, ZOO_NUM_CLASSES, Profile, Space
 from .ops import ReLUConvBN
 
@@ -91,9 +92,6 @@ _FORMATS = (
 )
 
 
-def _is_int(x: Any) -> bool:
-    return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
-
 
 def _check_cell(kind: str, pairs: Any) -> tuple[Pair, ...]:
     """Validate one cell's (op, input) pairs and return them with every node's pair sorted."""
@@ -116,7 +114,7 @@ def _check_cell(kind: str, pairs: Any) -> tuple[Pair, ...]:
             raise ValueError(
                 f"unknown op {op!r} in {kind} cell pair {i}{hint}; allowed ops: {', '.join(COMPACT_OPS)}"
             )
-        if not _is_int(inp):
+        if not is_whole(inp):
             raise ValueError(f"{kind} cell pair {i}: input must be an integer node index, got {inp!r}")
         node = i // 2
         if not 0 <= inp < node + 2:
@@ -140,7 +138,7 @@ def _check_cell(kind: str, pairs: Any) -> tuple[Pair, ...]:
 
 def _check_concat(kind: str, concat: Any) -> tuple[int, ...]:
     try:
-        values = tuple(int(c) if _is_int(c) else c for c in concat)
+        values = tuple(int(c) if is_whole(c) else c for c in concat)
     except TypeError:
         values = None
     if values != CONCAT:
@@ -223,7 +221,7 @@ def _parse_compact(text: str) -> Genotype:
             raise ValueError(f"NASLib compact {kind} cell must be a list of (input, op_id) pairs")
         pairs = []
         for i, pair in enumerate(cell):
-            if not isinstance(pair, (list, tuple)) or len(pair) != 2 or not all(map(_is_int, pair)):
+            if not isinstance(pair, (list, tuple)) or len(pair) != 2 or not all(map(is_whole, pair)):
                 raise ValueError(f"NASLib compact {kind} cell pair {i} must be (input, op_id) integers, got {pair!r}")
             inp, op_id = pair
             if not 0 <= op_id < len(COMPACT_OPS):

@@ -42,8 +42,9 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from ..checks import is_whole
 from .base import ZOO_INPUT_SHAPE, ZOO_NUM_CLASSES, Profile, Space
-from .gennape_ops import Bottleneck, check_op_mix, ClassifierHead, ConvBNAct, InceptionS, PoolBN, divide_width, is_int, json_spec
+from .gennape_ops import Bottleneck, check_op_mix, ClassifierHead, ConvBNAct, InceptionS, PoolBN, divide_width, json_spec
 
 CONV_OPS: tuple[str, ...] = (
     "conv3x3", "double3x3", "conv5x5", "bottleneck-r2-k3", "bottleneck-r4-k3", "bottleneck-e2-k3",
@@ -103,7 +104,7 @@ def _check_path(blocks: Any, reduce_inds: Any, name: str) -> Path:
     if not MIN_BLOCKS_PER_PATH <= len(blocks) <= MAX_BLOCKS_PER_PATH:
         raise ValueError(f"{name} must have {MIN_BLOCKS_PER_PATH}-{MAX_BLOCKS_PER_PATH} blocks, got {len(blocks)}")
     checked = tuple(_check_block(b, f"block {i} of {name}") for i, b in enumerate(blocks))
-    if not isinstance(reduce_inds, (list, tuple)) or not all(is_int(i) for i in reduce_inds):
+    if not isinstance(reduce_inds, (list, tuple)) or not all(is_whole(i) for i in reduce_inds):
         raise ValueError(f"{name}_reduce_inds must be a list of block indices, got {reduce_inds!r}")
     inds = tuple(sorted(set(reduce_inds)))
     if len(reduce_inds) != REDUCTIONS_PER_PATH or len(inds) != REDUCTIONS_PER_PATH or not all(

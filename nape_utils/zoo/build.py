@@ -1,13 +1,13 @@
 """Building the zoo: which runs, run them (local processes or a dask cluster), store each as it ends."""
 from __future__ import annotations
 
-import numbers
 from dataclasses import asdict
 from pathlib import Path
 from typing import Iterable, Mapping
 
 from tqdm.auto import tqdm
 
+from ..checks import is_whole, whole_number
 from ..spaces import get_space
 from .executors import execute
 from .store import ZooStore
@@ -31,8 +31,7 @@ def plan(spaces: Iterable[str], n_archs: int, seeds: Iterable[int] | Mapping[str
     interleaved across spaces so that a partly built zoo already covers every family. ``plan(…, n)`` is
     the start of ``plan(…, m)`` for n < m."""
     spaces = list(spaces)
-    if isinstance(n_archs, bool) or not isinstance(n_archs, numbers.Integral) or n_archs < 1:
-        raise ValueError(f"n_archs must be a positive integer, got {n_archs!r}")
+    whole_number(n_archs, "n_archs", 1, "it counts the architectures drawn from each family")
     if isinstance(seeds, Mapping):
         missing = sorted(set(spaces) - set(seeds))
         if missing:
@@ -61,7 +60,7 @@ def _checked_seeds(seeds: Iterable[int], whose: str) -> list[int]:
     if isinstance(seeds, (str, bytes)):
         raise ValueError(f"seeds for {whose} must be integers, not the string {seeds!r}: e.g. [0, 1]")
     seeds = list(seeds)
-    if not seeds or any(isinstance(s, bool) or not isinstance(s, numbers.Integral) or s < 0 for s in seeds) \
+    if not seeds or any(not is_whole(s) or s < 0 for s in seeds) \
             or len(set(seeds)) < len(seeds):
         raise ValueError(f"seeds for {whose} must be distinct non-negative integers, got {seeds!r}")
     return [int(s) for s in seeds]

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from ..checks import whole_number
 from ..data.task import TaskConfig, make_task, task_tensors
 from ..graphs import graph_of
 from ..spaces import get_space
@@ -41,10 +42,8 @@ class TrainConfig:
     task: TaskConfig = field(default_factory=TaskConfig)
 
     def __post_init__(self):
-        whole = {"epochs": self.epochs, "batch_size": self.batch_size}
-        for name, value in whole.items():
-            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-                raise ValueError(f"TrainConfig.{name} must be a positive integer, got {value!r}")
+        for name in ("epochs", "batch_size"):
+            whole_number(getattr(self, name), f"TrainConfig.{name}")
         allowed = {"lr": ("above 0", lambda v: v > 0), "momentum": ("in [0, 1)", lambda v: 0 <= v < 1),
                    "weight_decay": ("at least 0", lambda v: v >= 0), "warmup": ("in [0, 1)", lambda v: 0 <= v < 1)}
         for name, (wording, holds) in allowed.items():
