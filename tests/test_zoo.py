@@ -1,6 +1,7 @@
 """The offline task, the trainer, the resumable store, the executors and the export."""
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -12,6 +13,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -264,6 +266,10 @@ def test_load_zoo_finds_the_shipped_zoo_from_any_folder(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     shipped = load_zoo()
     assert shipped["test_accuracy"].dims == ("arch", "seed") and len(set(shipped["space"].values)) == 11
+    # the shipped labels say how they were made and how reliable they are, and clear the bar they state
+    quality = pd.read_json(io.StringIO(shipped.attrs["label_quality"]), orient="index")
+    assert json.loads(shipped.attrs["versions"]) and json.loads(shipped.attrs["config"])["task"]
+    assert len(quality) == 11 and (quality["seed_mean_reliability"] >= shipped.attrs["reliability_bar"]).all()
     with pytest.raises(FileNotFoundError, match="no zoo at .*nape zoo export"):
         load_zoo(tmp_path / "missing.nc")
     store = tmp_path / "zoo.sqlite"
