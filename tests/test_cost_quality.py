@@ -193,6 +193,17 @@ def test_pick_zoo_prefers_the_first_usable_source(tmp_path):
         cq.pick_zoo([small], min_archs=1)
 
 
+def test_zoo_summary_counts_each_familys_own_seeds():
+    """The export's seed axis is the union of the families' seeds: a 2-seed family beside a 3-seed one has
+    NaN in its third column, which must neither count as a seed nor turn its run cost into NaN."""
+    runs = pd.concat([_runs({"nb201": 6}, seeds=(0, 1)), _runs({"nb101": 5}, seeds=(0, 1, 2))], ignore_index=True)
+    summary = cq.zoo_summary(to_dataset(runs)).set_index("family")
+    assert summary.loc["nb201", "seeds"] == 2 and summary.loc["nb101", "seeds"] == 3
+    assert summary.loc["nb201", "run_seconds"] == pytest.approx(10.5)  # seeds 0 and 1 cost 10 and 11 s
+    assert summary.loc["nb101", "run_seconds"] == pytest.approx(11.0)
+    assert summary.loc["nb101", "archs"] == 5 and summary.loc["nb201", "budget_epochs"] == 5
+
+
 def test_pick_zoo_reads_a_store_and_its_task(tmp_path):
     from nape_utils.zoo.store import ZooStore
 

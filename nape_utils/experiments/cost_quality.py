@@ -81,15 +81,18 @@ def _open_zoo(path: Path):
 
 
 def zoo_summary(ds) -> pd.DataFrame:
-    """Per family of a zoo Dataset: complete architectures (trained at every seed), seeds, budget (epochs)
-    and the mean seconds of one training run."""
+    """Per family of a zoo Dataset: complete architectures (trained at every seed of the family), the
+    family's seeds, budget (epochs) and the mean seconds of one training run. Families may have different
+    numbers of seeds; the Dataset's seed axis is their union, NaN where a family has no run."""
     space = ds["space"].values.astype(str)
+    accuracy = ds["test_accuracy"].values
     rows = []
     for family in sorted(set(space)):
         keep = space == family
-        rows.append({"family": family, "archs": int(keep.sum()), "seeds": int(ds.sizes["seed"]),
-                     "budget_epochs": int(ds.attrs.get("budget_epochs", -1)),
-                     "run_seconds": float(np.mean(ds["seconds"].values[keep])) if "seconds" in ds else float("nan")})
+        trained = ~np.isnan(accuracy[keep]).all(axis=0)
+        seconds = ds["seconds"].values[keep][:, trained] if "seconds" in ds else np.array([np.nan])
+        rows.append({"family": family, "archs": int(keep.sum()), "seeds": int(trained.sum()),
+                     "budget_epochs": int(ds.attrs.get("budget_epochs", -1)), "run_seconds": float(np.mean(seconds))})
     return pd.DataFrame(rows, columns=["family", "archs", "seeds", "budget_epochs", "run_seconds"])
 
 
