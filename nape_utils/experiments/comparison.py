@@ -41,6 +41,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..checks import is_whole
 from ..metrics import kendall_tau, spearman
 from ..predictors.graf import SPACES as GRAF_SPACES
 from ..predictors.graf import GRAFRegressor, feature_names, graf_features
@@ -358,8 +359,8 @@ def _rank_metrics(y: np.ndarray, pred: np.ndarray) -> tuple[float, float]:
 
 
 def _as_seeds(seeds) -> list[int]:
-    seeds = list(range(seeds)) if isinstance(seeds, (int, np.integer)) and not isinstance(seeds, bool) else list(seeds)
-    if not seeds or not all(isinstance(s, (int, np.integer)) and not isinstance(s, bool) for s in seeds):
+    seeds = list(range(seeds)) if is_whole(seeds) else list(seeds)
+    if not seeds or not all(is_whole(s) for s in seeds):
         raise ValueError(f"seeds must be a positive count or a non-empty list of integers, got {seeds!r}")
     if len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds must be distinct, got {seeds}")
@@ -368,7 +369,7 @@ def _as_seeds(seeds) -> list[int]:
 
 def _as_sizes(train_sizes) -> list[int]:
     sizes = list(train_sizes)
-    if not sizes or not all(isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n >= 2 for n in sizes):
+    if not sizes or not all(is_whole(n) and n >= 2 for n in sizes):
         raise ValueError(f"train_sizes must be a non-empty list of integers >= 2, got {sizes!r}")
     return sorted(set(int(n) for n in sizes))
 

@@ -41,6 +41,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..checks import is_whole
 from ..metrics import kendall_tau, spearman
 from ..predictors.proxies import PROXY_NAMES
 from ..spaces import get_space
@@ -103,7 +104,7 @@ def pick_zoo(sources: Sequence[str | Path] = DEFAULT_SOURCES, min_archs: int = 8
     Returns ``(path, dataset, overview)``: ``overview`` lists every source looked at (``source``,
     ``family``, ``archs``, ``seeds``, ``status``), so a notebook can say what each held. Raises ValueError
     when none qualifies."""
-    if not isinstance(min_archs, (int, np.integer)) or isinstance(min_archs, bool) or min_archs < 3:
+    if not is_whole(min_archs) or min_archs < 3:
         raise ValueError(f"min_archs must be an integer >= 3, got {min_archs!r}")
     sources = [Path(s) for s in ([sources] if isinstance(sources, (str, Path)) else sources)]
     if not sources:
@@ -148,7 +149,7 @@ def cap_archs(labels: pd.DataFrame, max_per_family: int | None, seed: int = 0) -
     labels = _check_labels(labels)
     if max_per_family is None:
         return labels
-    if not isinstance(max_per_family, (int, np.integer)) or isinstance(max_per_family, bool) or max_per_family < 2:
+    if not is_whole(max_per_family) or max_per_family < 2:
         raise ValueError(f"max_per_family must be an integer >= 2 or None, got {max_per_family!r}")
     keep = np.zeros(len(labels), dtype=bool)
     rng = np.random.default_rng(seed)
@@ -259,7 +260,7 @@ def graf_rf_estimates(labels: pd.DataFrame, *, folds: int = 5, seed: int = 0, pr
     from ..predictors.graf import GRAFRegressor, graf_features
 
     labels = _check_labels(labels)
-    if not isinstance(folds, (int, np.integer)) or isinstance(folds, bool) or folds < 2:
+    if not is_whole(folds) or folds < 2:
         raise ValueError(f"folds must be an integer >= 2, got {folds!r}")
     parts, label_seconds = [], {}
     for (family, space), rows in labels.groupby(["family", "space"], sort=False):
@@ -350,7 +351,7 @@ def cost_quality(labels: pd.DataFrame, estimates: pd.DataFrame, *, min_archs: in
     labelled architectures is skipped, with a note in ``attrs["skipped"]``."""
     labels = _check_labels(labels)
     est = _check_estimates(estimates)
-    if not isinstance(min_archs, (int, np.integer)) or isinstance(min_archs, bool) or min_archs < 3:
+    if not is_whole(min_archs) or min_archs < 3:
         raise ValueError(f"min_archs must be an integer >= 3 (a rank correlation on fewer says little), "
                          f"got {min_archs!r}")
     unknown = sorted(set(est["family"]) - set(labels["family"]))

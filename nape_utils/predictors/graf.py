@@ -67,6 +67,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ..checks import is_whole
 from ..graphs.cg import ComputationGraph
 from ..graphs.vocab import OP_ID, OPS as VOCAB
 from ..spaces import Space, get_space
@@ -521,7 +522,7 @@ class GRAFRegressor:
                  generic: bool = False, **model_params):
         if model not in MODELS:
             raise ValueError(f"unknown GRAF model {model!r}; choose one of {', '.join(MODELS)}")
-        if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
+        if not is_whole(seed):
             raise ValueError(f"seed must be an integer, got {seed!r}")
         self.space = get_space(space).name if space is not None else None
         self.model = model

@@ -389,7 +389,6 @@ class RWE:
         return space.input_shape_of(spec, self.profile)[-1] if self.size is None else self.size
 
 
-
 # -- functions ---------------------------------------------------------------------------------------
 def rwe_score(space, spec: str, **params) -> float:
     """RWE validation accuracy (%) of one spec; ``params`` are :class:`RWE`'s."""

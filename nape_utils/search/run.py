@@ -147,7 +147,7 @@ def search(space: str | Space, estimator: str | Estimator | Callable, generation
     start = time.perf_counter()
     generations = whole_number(generations, "generations", 1, "a search runs one generation or more")
     population = whole_number(population, "population", 2, "NSGA-II ranks and recombines a population: use 2 "
-                               "or more (8 or more in practice)")
+                              "or more (8 or more in practice)")
     seed = whole_number(seed, "seed", 0, "give a non-negative integer")
     space = get_space(space)
     space.profile(profile)
@@ -156,7 +156,7 @@ def search(space: str | Space, estimator: str | Estimator | Callable, generation
     if algorithm not in ALGORITHMS:
         raise ValueError(f"unknown algorithm {algorithm!r}; choose one of {', '.join(ALGORITHMS)}")
     budget = whole_number(budget if budget is not None else population * generations, "budget", 1,
-                           "random search needs at least one evaluation")
+                          "random search needs at least one evaluation")
     problem = ArchProblem(space, est, profile, objectives, bounds)
     loop = _run_nsga2(problem, generations, population, seed) if algorithm == "nsga2" else \
         _run_random(problem, generations, budget, seed)

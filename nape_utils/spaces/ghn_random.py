@@ -127,7 +127,6 @@ _ARG_KEYS = ("n_cells", "C_mult", "ks", "stem_type", "stem_pool", "norm", "prepr
 _DEFAULTS = GHNSpec((), (), (), ())
 
 
-
 def _check_pairs(kind: str, pairs: Any) -> tuple[Pair, ...]:
     if not isinstance(pairs, (list, tuple)) or not pairs:
         raise ValueError(f"{kind} cell must be a non-empty list of (op, input) pairs, got {pairs!r}")

@@ -103,7 +103,6 @@ _FORMATS = ('accepted forms: canonical JSON {"top": [N, K, P], "mid": [N, P], "b
             '"G3_P"[, "seed"]}')
 
 
-
 def _is_number(x: Any) -> bool:
     return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool)
 

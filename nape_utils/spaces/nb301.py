@@ -92,7 +92,6 @@ _FORMATS = (
 )
 
 
-
 def _check_cell(kind: str, pairs: Any) -> tuple[Pair, ...]:
     """Validate one cell's (op, input) pairs and return them with every node's pair sorted."""
     if not isinstance(pairs, (list, tuple)):

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from ..checks import is_whole
 from .base import Profile, Space
 
 #: input resolutions OFA trains its super-networks on (``MyRandomResizedCrop``: 128–224, step 4)
@@ -168,7 +169,7 @@ def load_json_object(text: Any, family: str, allowed_keys: Sequence[str]) -> dic
 
 
 def is_int(x: Any) -> bool:
-    return (isinstance(x, int) and not isinstance(x, bool)) or (isinstance(x, float) and x.is_integer())
+    return is_whole(x) or (isinstance(x, float) and x.is_integer())
 
 
 def int_list(obj: dict, key: str, length: int | Sequence[int], family: str) -> list[int | None]:

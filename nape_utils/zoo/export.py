@@ -44,11 +44,11 @@ def to_dataset(runs: pd.DataFrame, budget: int | None = None, config: dict | Non
     budget = budgets[-1] if budget is None else budget
     if budget not in budgets:
         raise ValueError(f"the zoo store has no runs at a budget of {budget} epochs; it holds budgets "
-                         f"of {', '.join(map(str, budgets))}: choose one of those with --budget")
+                         f"of {', '.join(map(str, budgets))}: choose one of those (`--budget` on the command line)")
     runs = complete_runs(runs[runs["budget"] == budget])
     if runs.empty:
-        raise NothingComplete("no architecture has been trained at every seed of its family yet, so there is nothing "
-                         "to export; let `nape zoo build` run on and try again")
+        raise NothingComplete("no architecture has been trained at every seed of its family yet, so there is "
+                              "nothing to export; let `nape zoo build` run on and try again")
     runs = runs.sort_values(["space", "spec", "seed"])
     seeds = sorted(runs["seed"].unique())
     wide = runs.pivot(index=["space", "spec"], columns="seed")
