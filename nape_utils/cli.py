@@ -102,26 +102,73 @@ def cmd_predict(args) -> None:
     import torch
 
     from .graphs import graph_of
-    from .predictors.pretrained import default_profile, load_pretrained
+    from .predictors.pretrained import default_profile, is_hybrid, load_pretrained
     from .spaces import get_space
 
     torch.set_num_threads(1)  # small sparse batches: one thread is several times faster on a busy machine
     space = get_space(args.space)
     model, _ = load_pretrained(args.model)
-    profile = args.profile or default_profile(space.name)
-    graphs, specs = [], []
+    specs = []
     for i, spec in enumerate(_read_archs(args.archs), 1):
         try:
             specs.append(space.canonical(spec))
-            graphs.append(graph_of(space, specs[-1], profile))
         except ValueError as err:
             raise ValueError(f"--archs line {i}: {err}") from None
-    predictions = model.predict(graphs)  # batches CGs directly (features.batch_graphs)
+    if is_hybrid(args.model):
+        predictions = _hybrid_predictions(model, space.name, specs, args)
+    else:
+        if args.labels:
+            raise ValueError("--labels calibrates a hybrid model; GENNAPE models are fine-tuned in Python "
+                             "(GENNAPE.fine_tune)")
+        profile = args.profile or default_profile(space.name)
+        predictions = model.predict([graph_of(space, s, profile) for s in specs])  # batches CGs directly
     with _out(args.out) as handle:
         writer = csv.writer(handle)
         writer.writerow(["spec", "prediction"])
         for spec, value in zip(specs, predictions):
             writer.writerow([spec, f"{value:.4f}"])
+
+
+def _hybrid_predictions(model, space: str, specs: list[str], args):
+    """Rank scores of a hybrid model for the pool ``specs`` (calibrated on ``--labels`` when given)."""
+    import numpy as np
+
+    from .predictors.hybrid import pool_features
+
+    if len(set(specs)) != len(specs):
+        raise ValueError("--archs lists an architecture twice; a hybrid model ranks a pool of distinct architectures")
+    pool = pool_features(space, specs, model.config.features, profile=args.profile or "zoo", workers=args.workers,
+                         progress=not args.quiet)
+    if not args.labels:
+        return model.predict(pool, space=space)
+    labels = _read_labels(args.labels, space)
+    where = {s: i for i, s in enumerate(specs)}
+    absent = [s for s in labels if s not in where]
+    if absent:
+        raise ValueError(f"--labels: {len(absent)} labelled spec(s) are not in --archs (first: {absent[0][:60]}); "
+                         "the labelled architectures must be part of the pool")
+    return model.calibrate(pool, np.array([where[s] for s in labels]), np.array(list(labels.values())), space=space)
+
+
+def _read_labels(path: str, space_name: str) -> dict[str, float]:
+    """canonical spec → accuracy from a CSV with columns spec and accuracy."""
+    from .spaces import get_space
+
+    file = Path(path)
+    if not file.is_file():
+        raise ValueError(f"--labels {path}: no such file (a CSV with columns spec and accuracy)")
+    with file.open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        if not {"spec", "accuracy"} <= set(reader.fieldnames or []):
+            raise ValueError(f"--labels {path}: needs columns spec and accuracy, found {reader.fieldnames}")
+        space = get_space(space_name)
+        labels = {}
+        for i, row in enumerate(reader, 2):
+            try:
+                labels[space.canonical(row["spec"])] = float(row["accuracy"])
+            except ValueError as err:
+                raise ValueError(f"--labels {path} line {i}: {err}") from None
+    return labels
 
 
 def cmd_graph(args) -> None:
@@ -178,13 +225,13 @@ def cmd_data(args) -> None:
             print(f"{row['name']:<17} {row['file']:<24} {size:>9}  {row['status']}")
         return
     if not args.name:
-        raise ValueError(f"nape data fetch NAME: give one of {', '.join(download.REGISTRY)}")
-    try:
-        path = download.fetch(args.name, args.dir, log=lambda line: print(line, file=sys.stderr))
+        raise ValueError(f"nape data fetch NAME: give one of {', '.join([*download.REGISTRY, *download.BUNDLES])}")
+    try:  # a benchmark published in several files (download.BUNDLES) fetches them all
+        paths = download.fetch_all(args.name, args.dir, log=lambda line: print(line, file=sys.stderr))
     except download.DownloadError as err:
         print(f"nape data: error: {err}", file=sys.stderr)
         raise SystemExit(1) from None
-    print(path)
+    print("\n".join(map(str, paths)))
 
 
 def _counted(least: int):
@@ -345,11 +392,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="CSV file (default: standard output)")
     p.set_defaults(func=cmd_rwe)
 
-    p = sub.add_parser("predict", help="CSV of a GENNAPE model's predicted accuracy for each spec")
+    p = sub.add_parser("predict", help="CSV of an estimator's prediction for each spec (GENNAPE: accuracy; "
+                       "hybrid: a rank score within the given pool)",
+                       description="GENNAPE models (nb101-cifar10, zoo-nb101) predict each architecture's accuracy "
+                       "from its computation graph. Hybrid models (hybrid-nb101) score each architecture by where its "
+                       "FLOPs, parameters and zero-cost proxies stand within the pool given in --archs, so a "
+                       "prediction depends on the pool: rank one whole pool in one call, and compare scores only "
+                       "within it.")
     p.add_argument("space")
     p.add_argument("--archs", required=True, help="file with one spec per line, or - for standard input")
     p.add_argument("--model", required=True, help="a shipped model (results/pretrained/NAME) or a checkpoint path")
-    p.add_argument("--profile", help="default: paper for benchmark spaces, zoo for the others")
+    p.add_argument("--profile", help="graphs (GENNAPE; default: paper for benchmark spaces, zoo for the others) or "
+                   "proxies (hybrid; default zoo)")
+    p.add_argument("--labels", help="hybrid: CSV (spec, accuracy) of labelled architectures of the pool to "
+                   "calibrate on (k-shot)")
+    p.add_argument("--workers", type=POSITIVE, default=1, help="hybrid: processes computing the proxies")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--out", help="CSV file (default: standard output)")
     p.set_defaults(func=cmd_predict)
 
