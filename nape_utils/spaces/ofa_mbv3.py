@@ -1,4 +1,5 @@
-"""OFA MobileNetV3 (Once-for-All, Cai et al., ICLR 2020): the ``ofa_mbv3_d234_e346_k357_w1.2`` space.
+"""OFA MobileNetV3 (Once-for-All, Cai et al., ICLR 2020): the ``ofa_mbv3_d234_e346_k357_w1.2`` space,
+and its width-1.0 twin ``ofa_mbv3_d234_e346_k357_w1.0`` as profile ``paper_w1.0``.
 
 Canonical spec: compact JSON ``{"r":R,"d":[5 ints],"ks":[20 ints],"e":[20 ints]}``
 
@@ -22,8 +23,20 @@ activations ReLU, ReLU, h-swish, h-swish, h-swish, squeeze-excite in stages 1, 3
 stride is 1 and the widths match; final expand 1×1 conv (1152, BN, h-swish); global average pool;
 feature-mix 1×1 conv (1536, no BN, no bias, h-swish); linear classifier.
 
-The ``paper`` input is (3, r, r) with r from the spec: use :meth:`OFAMobileNetV3Space.input_shape_of`;
-``input_shape("paper")`` is the largest, (1, 3, 224, 224). The ``zoo`` profile keeps every elastic
+Profile ``paper_w1.0`` is OFA's other MobileNetV3 super-network, ``OFAMobileNetV3(width_mult=1.0, ...)``
+(``ofa_net("ofa_mbv3_d234_e346_k357_w1.0")``): the same elastic choices, so the same spec strings, and
+the same layers at OFA's base widths (``make_divisible(width * 1.0, 8)``): first conv 16, first block
+16 (identity shortcut), stages 24, 40, 80, 112, 160, final expand 960, feature mix 1280; SE middle
+widths ``make_divisible(mid // 4, 8)`` as at 1.2. A spec names a sub-network *of a super-network*, and
+the two super-networks differ only in widths, so the width is a profile, not a spec field: the
+``ofa-mbv3-dynast`` benchmark table (IntelLabs/DyNAS-T, ImageNet top-1 of w1.0 sub-networks) says
+``profile = "paper_w1.0"`` in every row, and at that profile nape's parameter count equals DyNAS-T's
+``Model Parameters`` (every parameter, BatchNorm included) and nape's FLOPs equal twice its ``MACs``
+(fvcore's count: one per multiply-add of convs and the classifier at a 224×224 input, nothing for
+biases, BatchNorm, activations or SE's pool and product) for every row of its five files.
+
+The ``paper`` (and ``paper_w1.0``) input is (3, r, r) with r from the spec: use
+:meth:`OFAMobileNetV3Space.input_shape_of`; ``input_shape("paper")`` is the largest, (1, 3, 224, 224). The ``zoo`` profile keeps every elastic
 choice and topology rule (same block kinds, activations, SE stages, shortcuts) at small widths
 (first conv 16, first block 16, stages 16, 16, 20, 24, 32, final expand 96, feature mix 128, channels
 rounded to integers; twice the widths of the first zoo, results/zoo/README.md), with a stride-1 first conv and stage strides 2, 2, 2, 1, 1 for 16×16 inputs (2×2 before
@@ -93,6 +106,9 @@ class OFAMobileNetV3Space(ElasticMBSpace):
     profiles = {
         "paper": Profile("paper", (3, 224, 224), 1000, {
             "base_widths": BASE_WIDTHS, "width_mult": 1.2, "divisor": 8, "first_stride": 2,
+            "stage_strides": (2, 2, 2, 1, 2), "bn_eps": 1e-5}),
+        "paper_w1.0": Profile("paper_w1.0", (3, 224, 224), 1000, {
+            "base_widths": BASE_WIDTHS, "width_mult": 1.0, "divisor": 8, "first_stride": 2,
             "stage_strides": (2, 2, 2, 1, 2), "bn_eps": 1e-5}),
         "zoo": Profile("zoo", ZOO_INPUT_SHAPE, ZOO_NUM_CLASSES, {
             "base_widths": (16, 16, 16, 16, 20, 24, 32, 96, 128), "width_mult": 1.0, "divisor": 1,
