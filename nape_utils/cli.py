@@ -207,8 +207,11 @@ def cmd_bench(args) -> None:
         report = bench_rwe(args.spaces.split(",") if args.spaces else None, n=args.n if args.n != 1000 else 5,
                            rank_archs=args.rank_archs or None, out=args.out or "results/bench/rwe.json")
     elif args.what == "predict":
+        from .predictors.pretrained import is_hybrid
+
+        default = "results/bench/predict_hybrid.json" if args.model and is_hybrid(args.model) else "results/bench/predict.json"
         report = bench_predict(args.model, n=args.n if args.n != 1000 else None, workers=args.workers,
-                               out=args.out or "results/bench/predict.json")
+                               out=args.out or default)
     else:
         report = bench_graf(n_other=args.n, out=args.out or "results/bench/graf.json")
     for row in report["results"] + report.get("ranking", []):

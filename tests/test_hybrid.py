@@ -111,3 +111,54 @@ def test_bad_files_and_pools_are_refused_with_the_reason(tmp_path):
         HybridEstimator(features=("a",), linear_features=("b",))
     with pytest.raises(ValueError, match="mixes spaces"):
         HybridEstimator(**SMALL).fit({"f": pd.concat([_family("s", 5, 0), _family("t", 5, 1)])})
+
+
+def _nb201_hybrid(tmp_path) -> str:
+    """A small hybrid model on cheap features, fitted on two synthetic families, saved as JSON."""
+    feats = ("flops", "params", "l2_norm")
+    families = {}
+    for i, space in enumerate(("s0", "s1")):
+        rng = np.random.default_rng(i)
+        x = rng.normal(size=(3, 40))
+        families[space] = pd.DataFrame({"space": space, "flops": x[0], "params": x[1], "l2_norm": x[2],
+                                        "accuracy": x[0] + 0.2 * rng.normal(size=40)})
+    model = HybridEstimator(features=feats, linear_features=feats, trees=20, min_samples_leaf=5).fit(families)
+    return str(model.save(tmp_path / "hybrid.json"))
+
+
+def test_cli_predict_ranks_a_pool_with_a_hybrid_model_and_calibrates_on_labels(capsys, monkeypatch, tmp_path):
+    from nape_utils.cli import main
+    from nape_utils.spaces import get_space
+
+    path = _nb201_hybrid(tmp_path)
+    specs = get_space("nb201").sample_many(8, seed=3)
+    (tmp_path / "archs.txt").write_text("\n".join(specs))
+    code = main(["predict", "nb201", "--archs", str(tmp_path / "archs.txt"), "--model", path, "--quiet"])
+    out = capsys.readouterr().out.splitlines()
+    assert code == 0 and out[0] == "spec,prediction" and len(out) == 9
+    scores = np.array([float(line.rsplit(",", 1)[1]) for line in out[1:]])
+    flops = [get_space("nb201").build(s, "zoo") for s in specs]  # the model ranks by FLOPs: bigger first
+    assert spearmanr(scores, [sum(p.numel() for p in net.parameters()) for net in flops])[0] > 0.5
+    labels = tmp_path / "labels.csv"
+    labels.write_text("spec,accuracy\n" + "\n".join(f"{s},{i}" for i, s in enumerate(specs[:5])))
+    code = main(["predict", "nb201", "--archs", str(tmp_path / "archs.txt"), "--model", path, "--quiet",
+                 "--labels", str(labels)])
+    assert code == 0 and len(capsys.readouterr().out.splitlines()) == 9
+    labels.write_text("spec,accuracy\n" + get_space("nb201").sample_many(1, seed=99)[0] + ",1\n")
+    code = main(["predict", "nb201", "--archs", str(tmp_path / "archs.txt"), "--model", path, "--quiet",
+                 "--labels", str(labels)])
+    assert code == 2 and "not in --archs" in capsys.readouterr().err
+
+
+def test_module_features_score_any_networks_as_one_pool():
+    import torch.nn as nn
+
+    from nape_utils.predictors.hybrid import module_features
+
+    def net(width: int) -> nn.Module:
+        return nn.Sequential(nn.Conv2d(3, width, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                             nn.Linear(width, 10))
+
+    table = module_features({"narrow": net(4), "wide": net(32)}, (3, 16, 16), ("flops", "params", "l2_norm"))
+    assert list(table.index) == ["narrow", "wide"]
+    assert table.loc["wide", "params"] > table.loc["narrow", "params"] and table.loc["wide", "flops"] > 0

@@ -81,9 +81,11 @@ def bench_predict(model: str | None = None, *, n: int | None = None, workers: in
     summed over the workers. ``model``: a shipped model name or checkpoint (default: an untrained
     GENNAPE, which costs the same). The load average is recorded: timings on a busy machine inflate."""
     from ..predictors.gennape import GENNAPE
-    from ..predictors.pretrained import load_pretrained
+    from ..predictors.pretrained import is_hybrid, load_pretrained
     from ..zoo.executors import execute
 
+    if model and is_hybrid(model):
+        return bench_predict_hybrid(model, n=n, workers=workers, note=note, out=out)
     estimator = load_pretrained(model)[0] if model else GENNAPE()
     estimator.fitted = True  # timing only: an untrained model does the same work
     specs = get_space("nb201").enumerate()[:n]
@@ -99,6 +101,36 @@ def bench_predict(model: str | None = None, *, n: int | None = None, workers: in
            "graphs_seconds": round(graph_s, 2), "graphs_per_second_per_worker": round(len(specs) / graph_s, 1),
            "encoder_seconds": round(encoder_s, 2), "encoder_archs_per_second_per_worker": round(len(specs) / encoder_s, 1)}
     report = {"benchmark": "predict", "machine": machine(), "model": model or "untrained GENNAPE (timing only)",
+              "load_average": {"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2),
+                               "cores": os.cpu_count()},
+              "note": note or _load_note(load_before), "results": [row]}
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+def bench_predict_hybrid(model: str, *, n: int | None = None, workers: int = 2, note: str | None = None,
+                         out: str | Path = "results/bench/predict_hybrid.json") -> dict:
+    """Seconds to score NB-201 cells (default: all 15,625) with a hybrid model end to end: each cell's network
+    built, its FLOPs, parameters and proxies computed (``workers`` processes, one torch thread each), then the
+    pool ranked. Per-feature seconds are summed over the workers."""
+    from ..predictors.hybrid import pool_features
+    from ..predictors.pretrained import load_pretrained
+
+    estimator = load_pretrained(model)[0]
+    specs = get_space("nb201").enumerate()[:n]
+    load_before = os.getloadavg()[0]
+    start = time.perf_counter()
+    pool = pool_features("nb201", specs, estimator.config.features, workers=workers)
+    features_s = time.perf_counter() - start
+    estimator.predict(pool, space="nb201")
+    seconds = time.perf_counter() - start
+    row = {"space": "nb201", "profile": "zoo", "n": len(specs), "workers": workers, "threads_per_worker": 1,
+           "features": list(estimator.config.features), "end_to_end_seconds": round(seconds, 2),
+           "end_to_end_archs_per_second": round(len(specs) / seconds, 1), "features_seconds": round(features_s, 2),
+           "rank_seconds": round(seconds - features_s, 2)}
+    report = {"benchmark": "predict", "machine": machine(), "model": model,
               "load_average": {"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2),
                                "cores": os.cpu_count()},
               "note": note or _load_note(load_before), "results": [row]}

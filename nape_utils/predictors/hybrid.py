@@ -352,3 +352,27 @@ def _features_chunk(chunk: tuple[int, list[str]], space: str, features: tuple, p
         warnings.simplefilter("ignore", ProxyWarning)  # a failed proxy is NaN and ranks last
         table = score_specs(space, specs, list(features), profile=profile, progress=progress)
     return index, table[["spec", *features]]
+
+
+def module_features(modules: dict, input_shape: Sequence[int], features: Sequence[str] = DEFAULT_FEATURES, *,
+                    num_classes: int = 10, seed: int = 0) -> pd.DataFrame:
+    """The raw features of arbitrary networks ``{name: nn.Module}`` taking inputs of ``input_shape`` (C, H, W):
+    FLOPs and parameters from their computation graphs, the proxies on one shared batch of nape's offline task
+    (resized to H × W). One row per network, indexed by name; score them as one pool."""
+    import warnings
+
+    from ..graphs import from_module
+    from .proxies import ProxyWarning, compute_proxies, make_batch
+
+    if not modules:
+        raise ValueError("no networks given")
+    shape = tuple(int(s) for s in input_shape)
+    x, y = make_batch(shape, num_classes, seed=seed)
+    rows = []
+    for name, module in modules.items():
+        graph = from_module(module, (1, *shape))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ProxyWarning)
+            values = compute_proxies(module, x, y, list(features), seed, graph=graph, label=str(name))
+        rows.append({"space": "custom", **{f: values[f] for f in features}})
+    return pd.DataFrame(rows, index=list(modules))
