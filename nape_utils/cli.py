@@ -448,7 +448,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("zoo", help="train the labelled zoo (resumable), show its status, export it to NetCDF")
     p.add_argument("action", choices=["build", "status", "export"])
     p.add_argument("--store", default="results/zoo/zoo.sqlite")
-    p.add_argument("--spaces", help="comma-separated families (default: the eleven zoo families)")
+    p.add_argument("--spaces", help="comma-separated families (default: the zoo's thirteen, ZOO_SPACES)")
     p.add_argument("--archs", type=POSITIVE, default=200, help="architectures per family")
     p.add_argument("--seeds", action="append", help="training seeds, comma-separated (default 0,1); repeat as "
                    "FAMILY=SEEDS for a family that needs more, e.g. --seeds 0,1 --seeds ofa_mbv3=0,1,2,3")

@@ -10,7 +10,7 @@ _EXPORTS = {
     "load_benchmark": "benchmarks", "benchmark_names": "benchmarks", "get_benchmark": "benchmarks",
     "safe_unpickle": "benchmarks", "BenchmarkFormatError": "benchmarks", "UnsafePickleError": "benchmarks",
     "BENCHMARKS": "benchmarks",
-    "fetch": "download", "list_files": "download", "cache_dir": "download", "REGISTRY": "download",
+    "fetch": "download", "fetch_all": "download", "list_files": "download", "cache_dir": "download", "REGISTRY": "download",
     "DownloadError": "download", "ChecksumError": "download", "IncompleteDownload": "download",
 }
 

@@ -2,7 +2,8 @@
 
 :func:`load_benchmark` reads the original file, under its original name, and returns a DataFrame with
 
-* ``space`` — nape's space name (``nb101``, ``nb201``, ``nb301``; ``tnb101_micro``/``tnb101_macro``);
+* ``space`` — nape's space name (``nb101``, ``nb201``, ``nb301``; ``tnb101_micro``/``tnb101_macro``; ``macro``;
+  ``ofa_mbv3``; ``mnasnet``);
 * ``spec`` — the architecture in nape's canonical spec string (``get_space(space).canonical``);
 * ``dataset`` — the data set, or the task for TransNAS-Bench-101;
 * ``key`` — the record's identifier *in the file* (NASLib tuple, arch index, nasbench hash), so that
@@ -51,6 +52,55 @@ Formats (the benchmark name, then the file it reads):
     ``halfway_*``/``final_*`` ``training_time``, ``train_accuracy``, ``validation_accuracy``,
     ``test_accuracy`` (fractions). One row per (hash, epochs, run), the original names kept, plus
     ``val_accuracy``/``test_accuracy`` = 100 × the ``final_*`` fractions.
+``nasbench-macro`` — ``nas-bench-macro_cifar10.json`` (xiusu/NAS-Bench-Macro; its 300-key development
+    copy ``nas-bench-macro_cifar10_dev.json`` reads the same when passed as ``data_dir``):
+    ``{"01201120": {"test_acc": [a0, a1, a2], "mean_acc": m, "std": s, "params": p, "flops": f}, …}``,
+    one record per 8-digit key (space ``macro``, spec = the key, dataset ``cifar10``). ``val_accuracy``
+    is ``mean_acc``: the mean over 3 seeds of the benchmark's **test** accuracy (CIFAR-10 test set,
+    best of 50 epochs, %; the benchmark has no validation split). Also ``test_acc_0``…``test_acc_2``
+    (per seed), ``std``, ``params`` (trainable parameters), ``flops`` (multiply-accumulates of convs
+    and the linear layer) and ``trained_key``: keys that name one network share the record of the key
+    the benchmark trained (``get_space("macro").trained_key``).
+``nb101-30k`` — ``data-1k.json``, ``data-10k.json`` and ``data-20k.json``, from one folder
+    (tiga1231/nasbench-vis; :mod:`.nb101_vis`): column-oriented JSON ``{"key": [hash, …],
+    "4_final_validation_accuracy": […], …, "final_training_time": […], "trainable_parameters": […]}``,
+    30,001 distinct cells (data-1k's 1,000 are also in data-20k). ``key`` is the nasbench module hash;
+    ``spec`` comes from the hash → cell index of all 423,624 cells (:mod:`.nb101_index`, built once and
+    cached). ``val_accuracy`` = 100 × ``108_final_validation_accuracy``: **one** of the benchmark's three
+    training runs, not their mean; the 4/12/36/108-epoch fractions, ``final_training_time`` (s) and
+    ``trainable_parameters`` keep their names. Keys that are no NB-101 hash are left out with a warning
+    and listed in ``table.attrs["unknown_hashes"]``.
+``nb101-full`` — ``data-full.json``: the same layout for all 423,624 cells.
+``ofa-mbv3-dynast`` — the five search logs of IntelLabs/DyNAS-T ``notebooks/data/mbnv3w10_<run>.csv``
+    (runs ``evoga_acc``, ``evonsga2_acc_macs``, ``evounsga3_acc_macs_params``, ``linasga_acc``,
+    ``linasnsga2_acc_macs``: search algorithm, then its objectives): columns ``Sub-network`` (a Python
+    dict literal ``{'wid': None, 'ks': [20], 'e': [20], 'd': [5], 'r': [224]}``, read with
+    ``ast.literal_eval``; a stage uses the first ``d[i]`` of its 4 slots, so strings that differ only in
+    unused slots are one sub-network), ``Date``, ``Model Parameters``, ``Latency (ms)`` (0 in every row:
+    not measured), ``MACs``, ``Top-1 Acc (%)``. Space ``ofa_mbv3``, built at profile ``paper_w1.0`` (column
+    ``profile``: the sub-networks are of OFA's *width-1.0* super-network); dataset ``imagenet``.
+    ``val_accuracy`` is ``Top-1 Acc (%)``: ImageNet validation top-1 of the sub-network with the
+    super-network's weights (BatchNorm statistics re-estimated, no fine-tuning), not a trained network's.
+    One row per distinct sub-network (about 2,160 in the five files): a repeat — within one run, or in
+    a later run (files in the order above, rows in file order) — is dropped, and the first
+    evaluation's row kept (re-evaluations differ by at most 0.1 points); ``search_run`` is the run of
+    that row, ``search_runs`` every run that evaluated it (comma-separated), ``key`` its ``Sub-network``
+    text. The other columns keep their names: at ``paper_w1.0`` ``Model Parameters`` is nape's parameter
+    count and ``MACs`` half its FLOPs, for every row. A folder with only some of the five files reads
+    those, with a warning naming the others; a file passed as ``data_dir`` is read alone.
+``accel-nasbench`` — ``anb_dataset_jsons.tar.gz`` (afzalxo/Accel-NASBench; its 300-record development
+    copy ``anb_dataset_jsons_dev.tar.gz`` reads the same when passed as ``data_dir``): members
+    ``anb_dataset_jsons/result_<N>.json``, each ``{"architecture": {"block0_e": …, "block0_k": …,
+    "block0_l": …, "block0_se": …, … "block6_se": …}, "metrics": {"val_top1", "val_top5", "train_time"},
+    "model_info": {"macs", "params"}, "platform_perf": {"<metric>_<device>": {"<metric>_mean": …,
+    "<metric>_std": …}}}``. Space ``mnasnet``, dataset ``imagenet``, ``key`` = ``result_<N>``, rows in
+    order of N. ``val_accuracy`` = ``val_top1`` (ImageNet validation top-1, %, one seed, the benchmark's
+    reduced training budget); ``val_top1``, ``val_top5``, ``train_time`` (s), ``macs`` and ``params``
+    (millions, thop's counts: ``get_space("mnasnet").published_counts``) keep their names; each platform
+    measurement becomes ``<metric>_<device>`` (its mean: ``throughput_a100``, ``latency_zcu102``, …;
+    images/s or ms) and ``<metric>_<device>_std`` (NaN where the file has null). The archive is read
+    member by member in memory with :mod:`tarfile`, never extracted; a member with an absolute path or a
+    ``..`` component (or a record that is a link) is refused with :class:`UnsafeArchiveError`.
 
 Pickles are read with :func:`safe_unpickle`, which resolves only numpy and pandas data types and
 their reconstruction helpers and refuses any other global (so a pickle cannot run code).
@@ -58,10 +108,13 @@ their reconstruction helpers and refuses any other global (so a pickle cannot ru
 from __future__ import annotations
 
 import _compat_pickle
+import ast
 import io
 import json
 import pickle
 import re
+import tarfile
+import warnings
 import zipfile
 from dataclasses import dataclass
 from functools import lru_cache
@@ -84,12 +137,21 @@ class UnsafePickleError(BenchmarkFormatError):
     """A pickle refers to a global outside numpy's and pandas' data types."""
 
 
+class UnsafeArchiveError(BenchmarkFormatError):
+    """An archive member has an absolute path or a ``..`` component, or links where a record should be."""
+
+
 @dataclass(frozen=True)
 class Benchmark:
     name: str
     filename: str
     read: Callable[[Path], pd.DataFrame]
     about: str
+    #: other files of a benchmark published in several, read from ``filename``'s folder
+    more_files: tuple[str, ...] = ()
+    #: where the files are, in place of :func:`find_file`: ``find(bench, data_dir, download_missing)``
+    #: returns what ``read`` takes (a benchmark whose files may be read alone: :func:`find_present`)
+    find: Callable[..., Any] | None = None
 
 
 # -- public API ---------------------------------------------------------------------------------------
@@ -104,7 +166,7 @@ def load_benchmark(name: str, data_dir: str | Path | None = None, *, download_mi
     ``../shared/data/nb201/``), or the file itself; default: the download cache (:func:`fetch`).
     ``download_missing=True`` fetches a missing pinned file into the cache first."""
     bench = get_benchmark(name)
-    path = find_file(bench, data_dir, download_missing)
+    path = (bench.find or find_file)(bench, data_dir, download_missing)
     return bench.read(path)
 
 
@@ -115,20 +177,59 @@ def get_benchmark(name: str) -> Benchmark:
 
 
 def find_file(bench: Benchmark, data_dir: str | Path | None = None, download_missing: bool = False) -> Path:
-    """Where ``bench``'s file is: ``data_dir`` itself if it is a file, else ``data_dir/<file>`` or
-    ``data_dir/*/<file>``; a clear FileNotFoundError (with the way to get it) otherwise."""
+    """Where ``bench``'s file is: ``data_dir`` itself if it is a file, else ``data_dir/<file>``,
+    ``data_dir/*/<file>`` or ``data_dir/*/*/<file>``, with its ``more_files`` beside it; a clear
+    FileNotFoundError (with the way to get it) otherwise."""
     if data_dir is not None and Path(data_dir).is_file():
         return Path(data_dir)
     folder = Path(data_dir).expanduser() if data_dir is not None else download.cache_dir()
-    found = [folder / bench.filename, *sorted(folder.glob(f"*/{bench.filename}"))]
+    found = [folder / bench.filename, *sorted(folder.glob(f"*/{bench.filename}")),
+             *sorted(folder.glob(f"*/*/{bench.filename}"))]
     for path in found:
-        if path.is_file():
+        if path.is_file() and all((path.parent / name).is_file() for name in bench.more_files):
             return path
-    if download_missing and bench.name in download.REGISTRY:
-        return download.fetch(bench.name, folder)
-    hint = (f"run `nape data fetch {bench.name} --dir {folder}` or download {download.REGISTRY[bench.name].url}"
-            if bench.name in download.REGISTRY else "it has no pinned public URL; copy it from ../shared/data")
-    raise FileNotFoundError(f"{bench.name}: {bench.filename} not found in {folder} (nor one folder down); {hint}")
+    pinned = bench.name in download.REGISTRY or bench.name in download.BUNDLES
+    if download_missing and pinned:
+        return download.fetch_all(bench.name, folder)[0]
+    urls = " and ".join(entry.url for entry in download.remote_files(bench.name)) if pinned else ""
+    hint = (f"run `nape data fetch {bench.name} --dir {folder}` or download {urls}"
+            if pinned else "it has no pinned public URL; copy it from ../shared/data")
+    files = " with ".join((bench.filename, ", ".join(bench.more_files))) if bench.more_files else bench.filename
+    raise FileNotFoundError(f"{bench.name}: {files} not found in {folder} (nor one or two folders down); {hint}")
+
+
+def find_present(bench: Benchmark, data_dir: str | Path | None = None, download_missing: bool = False) -> list[Path]:
+    """The files of a benchmark whose files are tables of their own (search runs), as a list:
+    ``[data_dir]`` if it is a file (read alone); else those of ``filename`` and ``more_files`` in the
+    folder (``data_dir``, or one or two folders down) that holds the most of them, with a warning that
+    names the missing ones (``download_missing=True`` fetches them first); FileNotFoundError when
+    there is none."""
+    if data_dir is not None and Path(data_dir).is_file():
+        return [Path(data_dir)]
+    folder = Path(data_dir).expanduser() if data_dir is not None else download.cache_dir()
+    names = (bench.filename, *bench.more_files)
+    dirs = [folder, *sorted(p for p in folder.glob("*") if p.is_dir()),
+            *sorted(p for p in folder.glob("*/*") if p.is_dir())]
+    counts = [sum((d / name).is_file() for name in names) for d in dirs]
+    best = max(range(len(dirs)), key=lambda i: (counts[i], -i))  # the most files; the shallowest on a tie
+    where = dirs[best] if counts[best] else folder
+    pinned = {entry.filename: entry for entry in download.remote_files(bench.name)} \
+        if bench.name in download.REGISTRY or bench.name in download.BUNDLES else {}
+    if download_missing:
+        for name in names:
+            if not (where / name).is_file() and name in pinned:
+                download.fetch(pinned[name].name, where)
+    present = [where / name for name in names if (where / name).is_file()]
+    missing = [name for name in names if not (where / name).is_file()]
+    hint = (f"`nape data fetch {bench.name} --dir {where}` gets them" if pinned
+            else "copy them from ../shared/data")
+    if not present:
+        raise FileNotFoundError(f"{bench.name}: none of {', '.join(names)} found in {folder} (nor one or two "
+                                f"folders down); {hint}")
+    if missing:
+        warnings.warn(f"{bench.name}: read {len(present)} of its {len(names)} files from {where}; missing "
+                      f"{', '.join(missing)} ({hint})", stacklevel=3)
+    return present
 
 
 # -- helpers --------------------------------------------------------------------------------------------
@@ -353,6 +454,202 @@ def _check_nasbench_record(fixed: dict, computed: dict) -> None:
                 raise KeyError("a run lacks final_validation_accuracy / final_test_accuracy")
 
 
+# -- NAS-Bench-Macro ------------------------------------------------------------------------------------
+_MACRO_LAYOUT = ('NAS-Bench-Macro\'s {"<8-digit key>": {"test_acc": [a0, a1, a2], "mean_acc": m, "std": s, '
+                 '"params": p, "flops": f}, …}')
+
+
+def read_nasbench_macro(path: Path) -> pd.DataFrame:
+    data = _read_json(path, str(path), _MACRO_LAYOUT)
+    if not isinstance(data, dict) or not data:
+        raise BenchmarkFormatError(f"{path}: unexpected JSON layout ({type(data).__name__}); expected {_MACRO_LAYOUT}")
+    spec_of = _spec_converter("macro", path)
+    rows = [_macro_row(record, f"{path}: key {key!r}") for key, record in data.items()]
+    specs = [spec_of(key) for key in data]
+    frame = pd.DataFrame(rows)
+    frame["trained_key"] = [_space("macro").trained_key(spec) for spec in specs]
+    return _tidy(frame, "macro", specs, "cifar10", list(data))
+
+
+def _macro_row(record: Any, where: str) -> dict:
+    """One NAS-Bench-Macro record as columns, or a format error naming what is missing."""
+    fields = ("test_acc", "mean_acc", "std", "params", "flops")
+    if not isinstance(record, dict) or not set(fields) <= set(record):
+        got = sorted(record) if isinstance(record, dict) else type(record).__name__
+        raise BenchmarkFormatError(f"{where}: a record needs {list(fields)}, got {got}; expected {_MACRO_LAYOUT}")
+    accs = record["test_acc"]
+    if not isinstance(accs, list) or not accs or not all(isinstance(a, (int, float)) for a in accs):
+        raise BenchmarkFormatError(f"{where}: test_acc must be a list of per-seed accuracies, got {accs!r}")
+    return {"val_accuracy": record["mean_acc"], **{f"test_acc_{i}": a for i, a in enumerate(accs)},
+            "std": record["std"], "params": record["params"], "flops": record["flops"]}
+
+
+# -- DyNAS-T's OFA-MobileNetV3 w1.0 search runs --------------------------------------------------------
+_DYNAST_LAYOUT = ("DyNAS-T's search log notebooks/data/mbnv3w10_<run>_<objectives>.csv: columns Sub-network (a "
+                  "Python dict literal {'wid': None, 'ks': [20 kernel sizes], 'e': [20 expand ratios], "
+                  "'d': [5 stage depths], 'r': [resolution]}), Top-1 Acc (%), and Date, Model Parameters, "
+                  "Latency (ms), MACs")
+#: the ofa_mbv3 profile of the super-network these sub-networks come from (``ofa_mbv3_d234_e346_k357_w1.0``)
+DYNAST_PROFILE = "paper_w1.0"
+
+
+def read_dynast_ofa(paths: Path | list[Path]) -> pd.DataFrame:
+    """DyNAS-T's OFA-MobileNetV3 w1.0 files (one path, or the list :func:`find_present` gives) as one table,
+    one row per distinct sub-network (see the module docstring)."""
+    paths = [Path(paths)] if isinstance(paths, (str, Path)) else [Path(p) for p in paths]
+    frames = []
+    for path in paths:
+        frame = _read_csv(path, ("Sub-network", "Top-1 Acc (%)"), _DYNAST_LAYOUT)
+        for column in ("Top-1 Acc (%)", "Model Parameters", "MACs"):
+            if column in frame:
+                frame[column] = _numbers(frame[column], path, column)
+        frame["spec"] = [_dynast_spec(text, f"{path}: row {row}") for row, text in enumerate(frame["Sub-network"])]
+        frame["search_run"] = _search_run(path)
+        frames.append(frame)
+    table = pd.concat(frames, ignore_index=True)
+    runs = table.groupby("spec", sort=False)["search_run"].agg(lambda s: ",".join(dict.fromkeys(s)))
+    table = table.drop_duplicates("spec", keep="first").reset_index(drop=True)
+    table["search_runs"] = table["spec"].map(runs).to_numpy()
+    table["profile"] = DYNAST_PROFILE
+    metrics = table.drop(columns=["Sub-network", "spec"]).rename(columns={"Top-1 Acc (%)": "val_accuracy"})
+    out = _tidy(metrics, "ofa_mbv3", table["spec"], "imagenet", table["Sub-network"])
+    out.attrs["search_runs"] = [_search_run(p) for p in paths]
+    return out
+
+
+def _search_run(path: Path) -> str:
+    """The search run a DyNAS-T file holds, from its name: ``mbnv3w10_linasga_acc.csv`` → ``linasga_acc``."""
+    stem = Path(path).stem
+    return stem[len("mbnv3w10_"):] if stem.startswith("mbnv3w10_") else stem
+
+
+def _numbers(column: pd.Series, path: Path, name: str) -> pd.Series:
+    numbers = pd.to_numeric(column, errors="coerce")
+    if numbers.isna().any():
+        row = int(numbers.isna().to_numpy().nonzero()[0][0])
+        raise BenchmarkFormatError(f"{path}: row {row}: {name} is {column.iloc[row]!r}, not a number; "
+                                   f"expected {_DYNAST_LAYOUT}")
+    return numbers
+
+
+def _dynast_spec(text: Any, where: str) -> str:
+    """A ``Sub-network`` dict literal → canonical ofa_mbv3 spec. Read with ``ast.literal_eval``, which
+    builds literals only (never calls or names), so a file cannot run code."""
+    try:
+        obj = ast.literal_eval(text.strip()) if isinstance(text, str) else None
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError) as err:
+        raise BenchmarkFormatError(f"{where}: Sub-network {str(text)[:80]!r} is not a Python literal "
+                                   f"({type(err).__name__}); expected {_DYNAST_LAYOUT}") from None
+    if not isinstance(obj, dict):
+        raise BenchmarkFormatError(f"{where}: Sub-network {str(text)[:80]!r} is not a dict; expected {_DYNAST_LAYOUT}")
+    try:
+        return _space("ofa_mbv3").canonical(obj)
+    except ValueError as err:
+        raise BenchmarkFormatError(f"{where}: {str(text)[:80]!r} is not an ofa_mbv3 sub-network ({err})") from None
+
+
+# -- Accel-NASBench (a tar of JSON records) -------------------------------------------------------------
+_ANB_LAYOUT = ("Accel-NASBench's anb_dataset_jsons.tar.gz: members anb_dataset_jsons/result_<N>.json, each "
+               '{"architecture": {"block0_e": e, "block0_k": k, "block0_l": l, "block0_se": se, …, "block6_se": se}, '
+               '"metrics": {"val_top1": …, "val_top5": …, "train_time": …}, '
+               '"model_info": {"macs": …, "params": …}, '
+               '"platform_perf": {"throughput_a100": {"throughput_mean": …, "throughput_std": …}, …}}')
+_ANB_MEMBER = re.compile(r"(?:^|/)result_(?P<n>\d+)\.json$")
+#: a record is about 1.3 kB; a member far larger is not one (and is not decompressed)
+_ANB_MAX_RECORD = 1 << 20
+
+
+def _unsafe_member_path(name: str) -> str | None:
+    """Why an archive path could escape a folder it were extracted to (absolute, drive letter, ``..``), or None."""
+    if name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name):
+        return "an absolute path"
+    if ".." in re.split(r"[/\\]", name):
+        return "a '..' component"
+    return None
+
+
+def _check_member(member: tarfile.TarInfo, path: Path) -> None:
+    """Refuse a member whose name (or link target) is absolute or climbs out with ``..``."""
+    link = member.linkname if member.issym() or member.islnk() else ""
+    for what, name in (("name", member.name), ("link target", link)):
+        why = name and _unsafe_member_path(name)
+        if why:
+            raise UnsafeArchiveError(
+                f"{path}: refusing archive member {member.name!r}: its {what} {name!r} is {why}; a benchmark "
+                f"archive holds only relative paths inside it (expected {_ANB_LAYOUT}). Use the pinned file: "
+                "`nape data fetch accel-nasbench`")
+
+
+def read_accel_nasbench(path: Path) -> pd.DataFrame:
+    """The Accel-NASBench records of a ``.tar.gz``, read member by member in memory (nothing is extracted
+    to disk; a member with an absolute path or ``..`` is refused, see :func:`_check_member`)."""
+    try:
+        archive = tarfile.open(path, "r:*")
+    except (tarfile.TarError, OSError, EOFError) as err:
+        reason = " ".join(str(err).split())  # tarfile lists each compression it tried, a line each
+        raise BenchmarkFormatError(f"{path}: not a readable tar archive ({reason}); expected {_ANB_LAYOUT}") from None
+    spec_of = _spec_converter("mnasnet", path)
+    found: list[tuple[int, str, dict]] = []
+    try:
+        with archive:
+            for member in archive:
+                _check_member(member, path)
+                match = _ANB_MEMBER.search(member.name)
+                if match is None:
+                    continue  # folders and any other file
+                where = f"{path}:{member.name}"
+                if not member.isfile():
+                    raise UnsafeArchiveError(f"{where}: a record member must be a regular file, not a "
+                                             f"{'link' if member.issym() or member.islnk() else 'special file'}; "
+                                             f"expected {_ANB_LAYOUT}")
+                if member.size > _ANB_MAX_RECORD:
+                    raise BenchmarkFormatError(f"{where}: {member.size} bytes is too large for one record "
+                                               f"(at most {_ANB_MAX_RECORD}); expected {_ANB_LAYOUT}")
+                handle = archive.extractfile(member)
+                architecture, row = _anb_row(_read_json(handle.read(), where, _ANB_LAYOUT), where)
+                try:
+                    spec = spec_of(json.dumps(architecture))
+                except BenchmarkFormatError as err:
+                    raise BenchmarkFormatError(f"member {member.name}: {err}") from None
+                found.append((int(match["n"]), Path(member.name).stem, spec, row))
+    except (tarfile.TarError, OSError, EOFError) as err:  # a damaged or truncated archive
+        raise BenchmarkFormatError(f"{path}: damaged tar archive ({type(err).__name__}: {err}); "
+                                   f"expected {_ANB_LAYOUT}") from None
+    if not found:
+        raise BenchmarkFormatError(f"{path}: no result_<N>.json member; expected {_ANB_LAYOUT}")
+    found.sort(key=lambda item: item[0])
+    frame = pd.DataFrame([row for *_, row in found])
+    return _tidy(frame, "mnasnet", [spec for _, _, spec, _ in found], "imagenet", [key for _, key, _, _ in found])
+
+
+def _anb_row(record: Any, where: str) -> tuple[dict, dict]:
+    """One record's architecture and its columns: ``val_accuracy`` (= ``val_top1``), the other metrics and
+    model info under their names, and each platform measurement ``<metric>_<device>`` (its mean) with
+    ``<…>_std``."""
+    ok = (isinstance(record, dict) and isinstance(record.get("architecture"), dict)
+          and isinstance(record.get("metrics"), dict) and "val_top1" in record["metrics"])
+    if not ok:
+        got = sorted(record) if isinstance(record, dict) else type(record).__name__
+        raise BenchmarkFormatError(f"{where}: a record needs 'architecture' and 'metrics' with 'val_top1', got "
+                                   f"{got}; expected {_ANB_LAYOUT}")
+    row: dict[str, Any] = {"val_accuracy": record["metrics"]["val_top1"]}
+    for part in ("metrics", "model_info"):
+        values = record.get(part, {})
+        if not isinstance(values, dict):
+            raise BenchmarkFormatError(f"{where}: {part!r} must be an object, got {values!r}; expected {_ANB_LAYOUT}")
+        row.update(values)
+    perf = record.get("platform_perf", {})
+    if not isinstance(perf, dict) or not all(isinstance(v, dict) for v in perf.values()):
+        raise BenchmarkFormatError(f"{where}: 'platform_perf' must map each <metric>_<device> to "
+                                   f"{{'<metric>_mean': …, '<metric>_std': …}}; expected {_ANB_LAYOUT}")
+    for name, stats in perf.items():
+        for stat, value in stats.items():
+            column = name if stat.endswith("_mean") else f"{name}_std" if stat.endswith("_std") else f"{name}_{stat}"
+            row[column] = float("nan") if value is None else value
+    row["val_accuracy"] = record["metrics"]["val_top1"]  # the headline label, whatever the parts hold
+    return record["architecture"], row
+
+
 # -- restricted unpickling ------------------------------------------------------------------------------
 _SAFE_PLAIN = {("builtins", n) for n in ("slice", "object", "complex", "set", "frozenset", "bytearray", "range")} | {
     ("copyreg", "_reconstructor"), ("_codecs", "encode"), ("collections", "OrderedDict")} | {
@@ -461,7 +758,29 @@ BENCHMARKS: dict[str, Benchmark] = {b.name: b for b in (
               "TransNAS-Bench-101 macro: 3,256 cells x 7 tasks, target and Zen-score (NASLib)"),
     Benchmark("nb101-records", "nb101_dummy.pkl", read_nasbench_records,
               "NB-101 in the nasbench record layout: adjacency, ops, parameters, per-epoch accuracies"),
+    Benchmark("accel-nasbench", "anb_dataset_jsons.tar.gz", read_accel_nasbench,
+              "Accel-NASBench (MnasNet, ImageNet): 5,138 records, top-1/top-5, params, MACs, throughput and "
+              "latency on six accelerators"),
+    Benchmark("nasbench-macro", "nas-bench-macro_cifar10.json", read_nasbench_macro,
+              "NAS-Bench-Macro CIFAR-10: 6,561 keys, test accuracy of 3 seeds, params, FLOPs (xiusu)"),
+    Benchmark("nb101-30k", "data-1k.json", lambda p: _nb101_vis().read_nb101_30k(p),
+              "NB-101 CIFAR-10: 30,001 cells, accuracy at 4/12/36/108 epochs (one run), params (nasbench-vis)",
+              more_files=("data-10k.json", "data-20k.json")),
+    Benchmark("nb101-full", "data-full.json", lambda p: _nb101_vis().read_nb101_full(p),
+              "NB-101 CIFAR-10: all 423,624 cells, accuracy at 4/12/36/108 epochs (one run), params (nasbench-vis)"),
+    Benchmark("ofa-mbv3-dynast", download.REGISTRY["ofa-mbv3-dynast-evoga"].filename, read_dynast_ofa,
+              "OFA-MobileNetV3 w1.0: 2,162 sub-networks of 5 searches, ImageNet top-1 (supernet weights), "
+              "params, MACs (DyNAS-T)",
+              more_files=tuple(download.REGISTRY[name].filename for name in download.BUNDLES["ofa-mbv3-dynast"][1:]),
+              find=find_present),
 )}
+
+
+def _nb101_vis():
+    """The nasbench-vis readers, imported on first use (their module imports this one)."""
+    from . import nb101_vis
+
+    return nb101_vis
 
 
 def data_status(data_dir: str | Path | None = None) -> list[dict]:
@@ -469,12 +788,21 @@ def data_status(data_dir: str | Path | None = None) -> list[dict]:
     (``ok``, ``checksum mismatch``, ``missing``, or ``present``/``missing`` with ``no public pin``)."""
     rows = []
     for bench in BENCHMARKS.values():
-        entry = download.REGISTRY.get(bench.name)
-        if entry is not None:
-            path, status = download.file_status(entry, data_dir)
-        else:
-            path = Path(data_dir or download.cache_dir()) / bench.filename
-            status = ("present" if path.is_file() else "missing") + " (no public pin)"
-        size = path.stat().st_size if path.is_file() else None
-        rows.append({"name": bench.name, "file": bench.filename, "size": size, "status": status})
+        for filename in (bench.filename, *bench.more_files):  # one row per file
+            entry = _pin(bench.name, filename)
+            if entry is not None:
+                path, status = download.file_status(entry, data_dir)
+            else:
+                path = Path(data_dir or download.cache_dir()) / filename
+                status = ("present" if path.is_file() else "missing") + " (no public pin)"
+            size = path.stat().st_size if path.is_file() else None
+            rows.append({"name": bench.name, "file": filename, "size": size, "status": status})
     return rows
+
+
+def _pin(name: str, filename: str) -> download.RemoteFile | None:
+    """The registry entry of a benchmark's file: its own name's, else the one with that file name."""
+    entry = download.REGISTRY.get(name)
+    if entry is not None and entry.filename == filename:
+        return entry
+    return next((e for e in download.REGISTRY.values() if e.filename == filename), entry)

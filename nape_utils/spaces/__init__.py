@@ -20,6 +20,8 @@ _REGISTRY = {
     "ghn_random": "ghn_random:GHNRandomSpace",
     "tnb101_micro": "tnb101:TNB101MicroSpace",
     "tnb101_macro": "tnb101:TNB101MacroSpace",
+    "mnasnet": "mnasnet:MnasNetSpace",
+    "macro": "macro:MacroSpace",
 }
 _CACHE: dict[str, Space] = {}
 
