@@ -76,6 +76,30 @@ def training_families(data_dir: str | Path, zoo: str | Path = ZOO, progress=None
     return {"nb101-real": with_features(nb101_real_cells(data_dir), REAL_PROXIES, progress), **zoo_families(zoo)}
 
 
+def nb201_metrics(model: HybridEstimator, data_dir: str | Path, k: int = 50, draws: int = 5) -> dict:
+    """Spearman on the 500-cell NB-201 development slice: zero-shot on every cell, and k-shot (calibrated on k
+    cells, tested on the others, ``draws`` draws), each beside FLOPs on the same cells."""
+    from ..metrics import spearman
+    from .comparison import nb201_dev_table
+
+    table = with_features(nb201_dev_table(data_dir, ("all",)), ZOO_PROXIES)
+    y = table["accuracy"].to_numpy(float)
+    zero = model.predict(table)
+    shots, flops_test = [], []
+    for draw in range(draws):
+        order = np.random.default_rng(draw).permutation(len(y))
+        labelled, test = order[:k], order[k:]
+        shots.append(spearman(y[test], model.calibrate(table, labelled, y[labelled])[test]))
+        flops_test.append(spearman(y[test], table["flops"].to_numpy(float)[test]))
+    return {"nb201_dev_zero_shot": {"spearman": round(spearman(y, zero), 4),
+                                    "flops_spearman": round(spearman(y, table["flops"].to_numpy(float)), 4),
+                                    "n": len(y)},
+            f"nb201_dev_{k}_shot": {"spearman_mean": round(float(np.mean(shots)), 4),
+                                    "spearman_sd": round(float(np.std(shots, ddof=1)), 4),
+                                    "flops_spearman_mean": round(float(np.mean(flops_test)), 4), "draws": draws,
+                                    "n_test": len(y) - k}}
+
+
 def build(data_dir: str | Path, out_root: Path = PRETRAINED_DIR, config: HybridConfig | None = None) -> Path:
     """Fit ``hybrid-nb101`` and write ``model.json`` and ``card.json`` under ``out_root/hybrid-nb101``."""
     families = training_families(data_dir)
@@ -83,6 +107,7 @@ def build(data_dir: str | Path, out_root: Path = PRETRAINED_DIR, config: HybridC
     folder = Path(out_root) / NAME
     model.save(folder / "model.json")
     card = {"name": NAME, "kind": "hybrid", "features": list(model.config.features),
+            "metrics": nb201_metrics(model, data_dir),
             "profile_of_features": "zoo", "training_families": {k: len(v) for k, v in families.items()},
             "config": json.loads(json.dumps(model.to_dict()["config"])),
             "about": "nape's hybrid estimator (nape_utils.predictors.hybrid): pool ranks of FLOPs, parameters and "
