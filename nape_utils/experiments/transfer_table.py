@@ -9,7 +9,8 @@ cells of the same draw:
   ``a-priori proxy`` (the single proxy that ranks the *source* family best, chosen without the target's
   labels), the label-free ``rank average`` (equal weights over the hybrid's linear features) and the
   ``oracle proxy`` (the proxy that ranks the target's own cells best: it uses the target's labels, so it is an
-  upper reference for choosing one proxy, not a baseline an estimator could reach blind);
+  upper reference for choosing one proxy, not a baseline an estimator could reach blind); which proxy the
+  a-priori and oracle rows chose is the Dataset's ``proxy_choice``;
 * k-shot: ``hybrid`` calibrated on the k shots, and ``GRAF + RF`` (GRAF features with a random forest fitted to
   the shots, the GRAF paper's estimator).
 
@@ -63,10 +64,9 @@ def zero_shot_scores(table: pd.DataFrame, model: HybridEstimator, apriori: str, 
     for proxy in PROXY_NAMES:
         if proxy not in ("flops", "params"):
             scores[proxy] = _filled(table[proxy])
-    scores[f"{APRIORI} ({apriori})"] = _filled(table[apriori])
+    scores[APRIORI] = _filled(table[apriori])
     scores[RANK_AVERAGE] = pool_ranks(table[list(model.config.linear_features)].to_numpy(float)).sum(1)
-    oracle = best_proxy(table)
-    scores[f"{ORACLE} ({oracle})"] = _filled(table[oracle])
+    scores[ORACLE] = _filled(table[best_proxy(table)])
     return scores
 
 
@@ -86,6 +86,7 @@ def evaluate_family(table: pd.DataFrame, model: HybridEstimator, *, apriori: str
     if len(y) < k + 10:
         raise ValueError(f"{len(y)} cells leave fewer than 10 test cells after {k} shots")
     zero = zero_shot_scores(table, model, apriori, gennape)
+    choices = {APRIORI: apriori, ORACLE: best_proxy(table)}
     graf = _graf_design(table, graf_cache)
     rows = []
     for draw in range(draws):
@@ -101,7 +102,7 @@ def evaluate_family(table: pd.DataFrame, model: HybridEstimator, *, apriori: str
                 value = _metric(metric, y[test], score[test])
                 spread = [_metric(metric, y[test][b], score[test][b]) for b in boot]
                 rows.append({"estimator": name, "shots": n_shots, "draw": draw, "metric": metric, "value": value,
-                             "boot": np.asarray(spread)})
+                             "boot": np.asarray(spread), "choice": choices.get(name, "")})
     return pd.DataFrame(rows)
 
 
@@ -136,6 +137,9 @@ def to_dataset(results: dict[str, pd.DataFrame], attrs: dict | None = None):
         data[f"{metric}_sd"] = (dims, np.nanstd(cube, axis=2, ddof=1) if len(draws) > 1 else np.zeros_like(low))
         data[f"{metric}_low"], data[f"{metric}_high"] = (dims, low), (dims, high)
     shots = long.drop_duplicates("estimator").set_index("estimator")["shots"].reindex(estimators).to_numpy()
+    choice = long.drop_duplicates(["family", "estimator"]).pivot(index="family", columns="estimator", values="choice")
+    data["proxy_choice"] = (("family", "estimator"), choice.reindex(index=families, columns=estimators).fillna("")
+                            .to_numpy().astype(str))
     ds = xr.Dataset(data, coords={"family": families, "estimator": estimators, "draw": draws,
                                   "shots": ("estimator", shots.astype(int))})
     ds.attrs.update(attrs or {})
@@ -207,9 +211,10 @@ def real_family(name: str, data_dir: str | Path | None = None) -> pd.DataFrame:
     if "dataset" in table.columns and table["dataset"].nunique() > 1:
         table = table[table["dataset"] == "cifar10"]
     key = "trained_key" if "trained_key" in table.columns else "spec"
-    grouped = table.groupby(key, sort=False).agg(space=("space", "first"), spec=("spec", "first"),
-                                                 accuracy=("val_accuracy", "mean"))
-    return grouped.reset_index(drop=True)
+    columns = dict(space=("space", "first"), spec=("spec", "first"), accuracy=("val_accuracy", "mean"))
+    if "profile" in table.columns:  # the profile the benchmark's networks are built at (OFA-MBv3: paper_w1.0)
+        columns["profile"] = ("profile", "first")
+    return table.groupby(key, sort=False).agg(**columns).reset_index(drop=True)
 
 
 def run_real(data_dir: str | Path, out: str | Path = "results/transfer", *, families: Sequence[str] | None = None,
@@ -283,7 +288,8 @@ def _gennape_scorer(name: str | None):
 
     def score(table: pd.DataFrame) -> np.ndarray:
         space = table["space"].iloc[0]
-        return model.predict([graph_of(space, s, default_profile(space)) for s in table["spec"]])
+        profile = table["profile"].iloc[0] if "profile" in table.columns else default_profile(space)
+        return model.predict([graph_of(space, s, profile) for s in table["spec"]])
 
     return score
 

@@ -14,7 +14,7 @@ from .gennape import GENNAPE
 
 PRETRAINED_DIR = Path(__file__).resolve().parents[2] / "results" / "pretrained"
 #: spaces whose published benchmarks describe the ``paper`` network; predictions for them use it
-BENCHMARK_SPACES = ("nb101", "nb201", "nb301", "tnb101_micro", "tnb101_macro")
+BENCHMARK_SPACES = ("nb101", "nb201", "nb301", "tnb101_micro", "tnb101_macro", "macro", "mnasnet")
 
 
 def available() -> list[str]:
