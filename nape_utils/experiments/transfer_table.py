@@ -228,22 +228,36 @@ FEATURE_CACHE = Path(__file__).resolve().parents[2] / "results" / "transfer" / "
 
 def _with_hybrid_features(cells: pd.DataFrame, features: Sequence[str], cache: Path = FEATURE_CACHE,
                           chunk: int = 20) -> pd.DataFrame:
-    """``cells`` with the hybrid's features (zoo profile, the offline task's batch), kept in a CSV cache keyed by
-    (space, spec) and appended every ``chunk`` cells, so an interrupted run resumes."""
+    """``cells`` with the given features (zoo profile, the offline task's batch), kept in a CSV cache keyed by
+    (space, spec) and the profile's fingerprint (as the proxy cache), rewritten atomically every ``chunk`` cells,
+    so an interrupted run resumes."""
     from ..predictors.hybrid import pool_features
 
-    features = list(features)
-    known = pd.read_csv(cache) if cache.is_file() else pd.DataFrame(columns=["space", "spec", *features])
-    known = known.drop_duplicates(["space", "spec"], keep="last")
-    todo = cells.merge(known[["space", "spec"]], how="left", on=["space", "spec"], indicator=True)
+    from .comparison import proxy_fingerprint
+
+    features = list(dict.fromkeys(features))
+    known = pd.read_csv(cache, dtype={"fingerprint": str}) if cache.is_file() else pd.DataFrame(columns=["space", "spec"])
+    known = known.drop_duplicates(["space", "spec"], keep="last").reindex(
+        columns=list(dict.fromkeys(["space", "spec", "fingerprint", *known.columns, *features])))
+    prints = {space: proxy_fingerprint(space, "zoo", "task") for space in cells["space"].unique()}
+    stale = known["space"].isin(list(prints)) & (known["fingerprint"] != known["space"].map(prints))
+    known = known[~stale]  # values of an older zoo profile or task are never reused
+    have = known.dropna(subset=features)[["space", "spec"]]
+    todo = cells.merge(have, how="left", on=["space", "spec"], indicator=True)
     todo = todo[todo["_merge"] == "left_only"]
     for space, part in todo.groupby("space"):
         specs = part["spec"].tolist()
         for start in range(0, len(specs), chunk):
-            rows = pool_features(space, specs[start:start + chunk], features)
+            rows = pool_features(space, specs[start:start + chunk], features).assign(fingerprint=prints[space])
+            known = known.set_index(["space", "spec"])
+            rows = rows.set_index(["space", "spec"])
+            known = known.combine_first(rows)
+            known.update(rows)
+            known = known.reset_index()
             cache.parent.mkdir(parents=True, exist_ok=True)
-            rows.to_csv(cache, mode="a", header=not cache.is_file(), index=False)
-            known = pd.concat([known, rows], ignore_index=True)
+            tmp = cache.with_name(f".{cache.name}.part")
+            known.to_csv(tmp, index=False)
+            tmp.replace(cache)
     return cells.merge(known[["space", "spec", *features]], how="left", on=["space", "spec"])
 
 
@@ -263,7 +277,7 @@ def run_real(data_dir: str | Path, out: str | Path = "results/transfer", *, fami
         try:
             cells = real_family(name, data_dir)
             if name in HYBRID_FEATURES_ONLY:
-                table = _with_hybrid_features(cells, model.config.features)
+                table = _with_hybrid_features(cells, [*model.config.features, apriori])
             else:
                 table = with_features(cells, REAL_PROXIES)
         except FileNotFoundError as err:  # e.g. NB-301's labels are not among the development copies

@@ -14,9 +14,11 @@ from .store import ZooStore
 from .train import TrainConfig, train_one
 
 DEFAULT_STORE = Path("results/zoo/zoo.sqlite")
-#: the shipped zoo's families: the eleven GENNAPE measures (TransNAS-Bench-101's spaces can be added)
+#: the zoo's families: the eleven GENNAPE measures, then NAS-Bench-Macro and MnasNet (Accel-NASBench), added in
+#: session 12 (results/zoo/README.md); `nape zoo build` builds all of them unless told ``--spaces``. The shipped
+#: ``zoo.nc`` holds the first eleven until the two new families' build is complete and exported.
 ZOO_SPACES = ("nb101", "nb201", "nb301", "ofa_mbv3", "ofa_pn", "ofa_resnet", "hiaml", "inception", "two_path",
-              "nago", "ghn_random")
+              "nago", "ghn_random", "macro", "mnasnet")
 
 
 #: specs are drawn in blocks of this many (seeds sample_seed, +1000, …), whatever ``n_archs`` is, so that a
@@ -29,7 +31,8 @@ def plan(spaces: Iterable[str], n_archs: int, seeds: Iterable[int] | Mapping[str
     """(space, spec, seed) jobs: ``n_archs`` distinct sampled specs per space, each at every seed (one
     list for all, or a mapping space → seeds, for families that need more seeds for a reliable mean),
     interleaved across spaces so that a partly built zoo already covers every family. ``plan(…, n)`` is
-    the start of ``plan(…, m)`` for n < m."""
+    the start of ``plan(…, m)`` for n < m. Specs that name one network count once: a space whose keys
+    collapse (NAS-Bench-Macro's) says which network a key builds with ``trained_key``."""
     spaces = list(spaces)
     whole_number(n_archs, "n_archs", 1, "it counts the architectures drawn from each family")
     if isinstance(seeds, Mapping):
@@ -44,11 +47,15 @@ def plan(spaces: Iterable[str], n_archs: int, seeds: Iterable[int] | Mapping[str
     for name in spaces:
         space = get_space(name)
         specs: list[str] = []
+        network_of = getattr(space, "trained_key", lambda spec: spec)
+        networks: set[str] = set()
         rng_seed = sample_seed
         while len(specs) < n_archs:  # small spaces repeat samples; keep drawing distinct ones
             for spec in space.sample_many(PLAN_BLOCK, seed=rng_seed):
-                if spec not in specs and len(specs) < n_archs:
+                network = network_of(spec)
+                if network not in networks and len(specs) < n_archs:
                     specs.append(spec)
+                    networks.add(network)
             rng_seed += 1000
             if rng_seed > sample_seed + 50_000:
                 raise ValueError(f"{name} has fewer than {n_archs} distinct architectures")
