@@ -295,3 +295,90 @@ def test_score_specs_is_repeatable_and_independent_of_order():
     one = score_specs("nb201", specs, ["synflow", "snip"], batch_size=16).set_index("spec")
     two = score_specs("nb201", specs[::-1], ["synflow", "snip"], batch_size=16).set_index("spec")
     assert np.allclose(one.loc[specs, ["synflow", "snip"]], two.loc[specs, ["synflow", "snip"]])
+
+
+# -- shared work is bit-identical to one copy per proxy -----------------------------------------------
+# sample_many(6, seed=0) index of a small network for the spaces whose first sample is slow to score
+_CHEAP = {"nb301": 4, "ofa_mbv3": 0, "ofa_pn": 0, "inception": 2, "nago": 4, "ghn_random": 3, "mnasnet": 1}
+_TWO = {"nb101", "nb201", "ghn_random", "tnb101_micro", "tnb101_macro", "macro"}  # cheap: two specs
+
+
+def _same(a: dict, b: dict) -> bool:
+    """Equal keys in equal order and bit-equal scores (NaN == NaN); the seconds are not compared."""
+    return list(a) == list(b) and all(a[k] == b[k] or (math.isnan(a[k]) and math.isnan(b[k]))
+                                      for k in a if not k.endswith("_seconds"))
+
+
+def _state(net):
+    return ({k: v.clone() for k, v in net.state_dict().items()}, [m.training for m in net.modules()],
+            [None if p.grad is None else p.grad.clone() for p in net.parameters()])
+
+
+def _untouched(before, net) -> bool:
+    sd, modes, grads = _state(net)
+    return (sd.keys() == before[0].keys() and all(torch.equal(sd[k], before[0][k]) for k in sd)
+            and modes == before[1] and all((g is None and h is None) or (g is not None and h is not None and
+                                                                           torch.equal(g, h))
+                                           for g, h in zip(grads, before[2])))
+
+
+@pytest.mark.parametrize("space_name", __import__("nape_utils.spaces", fromlist=["space_names"]).space_names())
+def test_shared_work_is_bit_identical_to_one_copy_per_proxy(space_name):
+    """All 13 proxies on small zoo networks of every space: compute_proxies (one shared copy, shared loss
+    backward and Jacobian) and the owned path score_specs uses (no copy) equal the reference path (a deep
+    copy per proxy, nothing shared) bit for bit, and the caller's module is untouched."""
+    from nape_utils.predictors.proxies import _compute
+
+    space = get_space(space_name)
+    samples = space.sample_many(6, seed=0)
+    first = _CHEAP.get(space_name, 0)
+    specs = [space.canonical(s) for s in samples[first:first + (2 if space_name in _TWO else 1)]]
+    for i, spec in enumerate(specs):
+        seed = i + 1
+        x, y = make_batch(tuple(space.input_shape_of(spec, "zoo")[1:]), space.profile("zoo").num_classes,
+                          batch_size=8, seed=seed)
+        torch.manual_seed(seed)
+        net = space.build(spec, "zoo").eval()
+        before = _state(net)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ProxyWarning)
+            reference = compute_proxies(net, x, y, seed=seed, _reference=True)
+            shared = compute_proxies(net, x, y, seed=seed)
+            torch.manual_seed(seed)
+            owned = _compute(space.build(spec, "zoo"), x, y, list(PROXY_NAMES), seed, None, spec, owned=True)
+        assert _untouched(before, net), spec
+        assert _same(shared, reference), (spec, {k: (shared[k], reference[k]) for k in PROXY_NAMES})
+        assert _same(owned, reference), (spec, {k: (owned[k], reference[k]) for k in PROXY_NAMES})
+
+
+@pytest.mark.parametrize("names", [["grad_norm", "fisher"], ["snip"], ["jacov", "synflow", "plain"],
+                                   ["synflow", "zen", "params"], ["zen", "epe_nas", "flops", "l2_norm"],
+                                   ["nwot", "grasp", "synflow", "snip"], ["plain", "jacov", "snip"]])
+def test_shared_work_bit_identical_for_proxy_subsets(nb201_case, names):
+    """Each subset changes which work is shared and which mutating proxy uses the shared copy up; in the
+    last, jacov's backward runs between the loss backward and snip, which reads its gradients."""
+    net, x, y = nb201_case
+    specs = get_space("nb201").sample_many(2, seed=9)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ProxyWarning)
+        assert _same(compute_proxies(net, x, y, names, seed=5),
+                     compute_proxies(net, x, y, names, seed=5, _reference=True))
+        frame = score_specs("nb201", specs, names, batch_size=16, seed=2)
+        for row, spec in zip(frame.to_dict("records"), specs):
+            torch.manual_seed(2)
+            built = get_space("nb201").build(spec, "zoo")
+            batch = make_batch((3, 16, 16), 10, batch_size=16, seed=2)
+            reference = compute_proxies(built, *batch, names, seed=2, _reference=True)
+            assert all(row[n] == reference[n] or (math.isnan(row[n]) and math.isnan(reference[n])) for n in names)
+
+
+def test_shared_seconds_add_up_to_at_most_the_call(nb201_case):
+    """Shared work is split among its users, never counted twice: the seconds sum to at most the call's time."""
+    import time
+
+    net, x, y = nb201_case
+    start = time.perf_counter()
+    out = compute_proxies(net, x, y, seed=0)
+    wall = time.perf_counter() - start
+    seconds = [out[f"{p}_seconds"] for p in PROXY_NAMES]
+    assert all(s > 0 for s in seconds) and sum(seconds) <= wall
