@@ -1,9 +1,12 @@
 """Contrastive pretraining of the graph encoder (SimCLR's NT-Xent), with views that keep topology.
 
 A positive pair is two *views* of one architecture; the other graphs of the batch are negatives.
-Views differ in what an estimator should not mistake for topology: the macro scale (channels, cell
-repeats, input resolution — each a different CG of the same cell), plus random node-feature masking
-and edge dropping. The encoder thus learns to separate architectures by their cell topology.
+``views="macro"`` (nape's first choice): views differ in the macro scale (channels, cell repeats, input
+resolution — each a different CG of the same cell), plus random node-feature masking and edge
+dropping, so the encoder learns to separate architectures by their cell topology — and to ignore
+size, which accuracy depends on. ``views="same"``: both views are the CG at the paper size, made
+different only by the masking and edge dropping (set ``feature_mask=0`` to keep every op type), so
+channels, depth and resolution stay visible to the encoder.
 
 NT-Xent for a batch of N pairs, z normalised, τ the temperature:
 ℓ_i = −log exp(sim(z_i, z_i⁺)/τ) / Σ_{k≠i} exp(sim(z_i, z_k)/τ), averaged over all 2N views.
@@ -42,14 +45,24 @@ class ContrastiveConfig:
     feature_mask: float = 0.1  # chance a node's features are hidden (op → oov, resolution → 0)
     edge_drop: float = 0.1     # chance an edge is dropped
     seed: int = 0
+    views: str = "macro"       # VIEW_MODES: how the views of one architecture differ (module docstring)
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-def view_graphs(space: str, spec: str) -> list:
-    """The CGs of one spec at every macro scale of :data:`VIEW_SCALES` (featurized)."""
+#: ``macro``: the CGs at every scale of :data:`VIEW_SCALES`; ``same``: the CG at the paper size alone
+VIEW_MODES = ("macro", "same")
+
+
+def view_graphs(space: str, spec: str, mode: str = "macro") -> list:
+    """The featurized CGs of one spec that its views are drawn from: at every macro scale of
+    :data:`VIEW_SCALES` (``mode="macro"``), or the paper-size CG alone (``"same"``)."""
+    if mode not in VIEW_MODES:
+        raise ValueError(f"unknown view mode {mode!r}; choose one of {', '.join(VIEW_MODES)}")
     sp = get_space(space)
+    if mode == "same":
+        return [featurize(graph_of(sp, spec, "paper"))]
     zoo = sp.profile("zoo")
     scales = VIEW_SCALES.get(sp.name)
     if scales is None:
@@ -81,20 +94,26 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Ten
     sim = z @ z.T / temperature
     sim.fill_diagonal_(float("-inf"))
     n = len(z1)
-    target = torch.cat([torch.arange(n, 2 * n), torch.arange(n)])
+    target = torch.cat([torch.arange(n, 2 * n), torch.arange(n)]).to(sim.device)
     return F.cross_entropy(sim, target)
 
 
 def pretrain(encoder: GraphEncoder, views: list[list], config: ContrastiveConfig = ContrastiveConfig(),
-             progress: bool = True) -> list[float]:
-    """Train ``encoder`` in place on ``views`` (per architecture, its list of featurized view graphs);
-    returns the mean loss per epoch."""
+             progress: bool = True, transform=None) -> list[float]:
+    """Train ``encoder`` in place on ``views`` (per architecture, its list of featurized view graphs),
+    on the device its parameters are on; ``transform`` (batch → batch) is applied to every collated
+    batch before encoding (GENNAPE's op representation). Returns the mean loss per epoch."""
     if len(views) < 2:
         raise ValueError("contrastive pretraining needs at least 2 architectures")
     torch.manual_seed(config.seed)
     gen = torch.Generator().manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
-    head = nn.Sequential(nn.Linear(encoder.dim, encoder.dim), nn.ReLU(), nn.Linear(encoder.dim, encoder.dim))
+    device = next(encoder.parameters()).device
+    head = nn.Sequential(nn.Linear(encoder.dim, encoder.dim), nn.ReLU(), nn.Linear(encoder.dim, encoder.dim)).to(device)
+
+    def encode(items: list):
+        batch = collate(items).to(device)
+        return head(encoder(transform(batch) if transform is not None else batch))
     opt = torch.optim.Adam([*encoder.parameters(), *head.parameters()], lr=config.lr)
     history = []
     encoder.train()
@@ -106,9 +125,9 @@ def pretrain(encoder: GraphEncoder, views: list[list], config: ContrastiveConfig
             if len(batch) < 2:
                 continue
             pairs = [rng.choice(len(views[i]), size=2, replace=len(views[i]) < 2) for i in batch]
-            first = collate([augment(views[i][a], gen, config.feature_mask, config.edge_drop) for i, (a, _) in zip(batch, pairs)])
-            second = collate([augment(views[i][b], gen, config.feature_mask, config.edge_drop) for i, (_, b) in zip(batch, pairs)])
-            loss = nt_xent(head(encoder(first)), head(encoder(second)), config.temperature)
+            first = encode([augment(views[i][a], gen, config.feature_mask, config.edge_drop) for i, (a, _) in zip(batch, pairs)])
+            second = encode([augment(views[i][b], gen, config.feature_mask, config.edge_drop) for i, (_, b) in zip(batch, pairs)])
+            loss = nt_xent(first, second, config.temperature)
             opt.zero_grad()
             loss.backward()
             opt.step()

@@ -101,3 +101,50 @@ def _batch(nodes: dict, edge_index: torch.Tensor, sizes: torch.Tensor, flops, pa
     batch = torch.repeat_interleave(torch.arange(len(sizes)), sizes)
     return Batch(**nodes, edge_index=edge_index.long().reshape(2, -1), batch=batch, ptr=ptr,
                  num_nodes=int(ptr[-1]), flops=flops, params=params, spec=specs)
+
+
+def reference_ops_batch(batch: Batch) -> Batch:
+    """:func:`nape_utils.graphs.reference_ops.reference_ops` on a featurized batch (any device): ``zero``
+    nodes read as ``identity`` followed by a new ``mul`` node, stride-1 ``avgpool`` nodes are followed
+    by a new ``batchnorm`` node, each inserted right after its node. Node fields, edges and ``ptr``
+    equal those of the rewritten CGs batched; graph-level FLOPs and parameters are kept as they were."""
+    from ..graphs.reference_ops import rewrite_targets
+
+    op, res = batch.op, batch.res
+    same = (res[:, 0] == res[:, 1]) & (res[:, 2] == res[:, 3])
+    index, kept, follower = rewrite_targets(op.cpu().numpy(), same.cpu().numpy())
+    if not len(index):
+        return batch
+    device = op.device
+    index, kept, follower = (torch.from_numpy(a).to(device) for a in (index, kept, follower))
+    n, size = len(op), len(op) + len(index)
+    is_target = torch.zeros(n, dtype=torch.bool, device=device)
+    is_target[index] = True
+    position = torch.arange(n, device=device) + torch.cumsum(is_target.long(), 0) - is_target.long()
+    inserted = position[index] + 1
+
+    def place(old: torch.Tensor, new_rows: torch.Tensor) -> torch.Tensor:
+        out = old.new_empty((size, *old.shape[1:]))
+        out[position] = old
+        out[inserted] = new_rows
+        return out
+
+    new_op = place(op, follower)
+    new_op[position[index]] = kept
+    r = res[index]
+    graph_of_node = batch.batch if getattr(batch, "batch", None) is not None else torch.zeros(n, dtype=torch.long, device=device)
+    follower_of = torch.full((n,), -1, dtype=torch.long, device=device)
+    follower_of[index] = inserted
+    src, dst = batch.edge_index
+    moved = torch.where(is_target[src], follower_of[src], position[src])
+    edge_index = torch.cat([torch.stack([moved, position[dst]]), torch.stack([position[index], inserted])], dim=1)
+    new_batch = place(graph_of_node, graph_of_node[index])
+    n_graphs = int(batch.num_graphs) if getattr(batch, "ptr", None) is not None else int(new_batch.max()) + 1
+    sizes = torch.bincount(new_batch, minlength=n_graphs)
+    ptr = torch.cat([torch.zeros(1, dtype=torch.long, device=device), sizes.cumsum(0)])
+    return Batch(op=new_op, res=place(res, torch.stack([r[:, 1], r[:, 1], r[:, 3], r[:, 3], r[:, 5], r[:, 5]], 1)),
+                 kernel=place(batch.kernel, torch.zeros_like(batch.kernel[index])),
+                 bias=place(batch.bias, torch.zeros_like(batch.bias[index])),
+                 weighted=place(batch.weighted, torch.zeros_like(batch.weighted[index])),
+                 edge_index=edge_index, batch=new_batch, ptr=ptr, num_nodes=size, flops=batch.flops,
+                 params=batch.params, spec=getattr(batch, "spec", None))

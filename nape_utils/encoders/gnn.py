@@ -10,10 +10,12 @@ h'_i = W₁ h_i + W₂ Σ_{j→i} h_j), tanh after each, then mean pooling over 
 Sum-aggregating layers (GraphConv, GIN) read a sparse CSR adjacency built once per batch and
 aggregate with one sparse-dense product per layer instead of PyG's gather + scatter_add, which
 dominated inference (≈ 4× slower on CPU, far worse with a second thread on a busy machine).
-Attention (GAT) and degree-normalised (GCN) layers read ``edge_index`` as before.
+Attention (GAT) and degree-normalised (GCN) layers read ``edge_index`` as before, and so do all layers
+on a GPU (torch's sum-reduce CSR kernel is CPU-only; the sums are the same).
 """
 from __future__ import annotations
 
+import math
 import warnings
 
 import numpy as np
@@ -34,12 +36,12 @@ def adjacency(edge_index: torch.Tensor, num_nodes: int) -> torch.Tensor:
     in-neighbours, repeated edges counted, as the edge-wise aggregation does."""
     src, dst = edge_index
     order = torch.argsort(dst, stable=True)
-    crow = torch.zeros(num_nodes + 1, dtype=torch.long)
+    crow = torch.zeros(num_nodes + 1, dtype=torch.long, device=edge_index.device)
     torch.cumsum(torch.bincount(dst, minlength=num_nodes), 0, out=crow[1:])
     with warnings.catch_warnings():  # torch warns, once, that sparse CSR support is in beta
         warnings.filterwarnings("ignore", "Sparse CSR tensor support is in beta")
-        return torch.sparse_csr_tensor(crow, src[order], torch.ones(len(order)), (num_nodes, num_nodes),
-                                       check_invariants=False)
+        return torch.sparse_csr_tensor(crow, src[order], torch.ones(len(order), device=edge_index.device),
+                                       (num_nodes, num_nodes), check_invariants=False)
 
 
 def graph_conv(conv: GraphConv, h: torch.Tensor, adj: torch.Tensor) -> torch.Tensor:
@@ -71,7 +73,7 @@ def scale_channels(res: torch.Tensor, mode: str, batch: torch.Tensor | None = No
         return res
     channels = res[:, 4:]
     if mode == "log":
-        channels = torch.log2(1 + channels * CHANNEL_SCALE) / torch.log2(torch.tensor(1 + CHANNEL_SCALE))
+        channels = torch.log2(1 + channels * CHANNEL_SCALE) / math.log2(1 + CHANNEL_SCALE)
     elif mode == "relative":
         if batch is None:
             batch = torch.zeros(len(res), dtype=torch.long, device=res.device)
@@ -144,7 +146,8 @@ class GraphEncoder(nn.Module):
     def node_states(self, data) -> torch.Tensor:
         """The last layer's state of every node [N, dim]."""
         h = self.embed(data)
-        if self.config["gnn"] not in SPARSE_TYPES:
+        # the CSR sum kernel is CPU-only; elsewhere PyG's gather-scatter gives the same sums
+        if self.config["gnn"] not in SPARSE_TYPES or h.device.type != "cpu":
             for conv in self.convs:
                 h = self.dropout(torch.tanh(conv(h, data.edge_index)))
             return h

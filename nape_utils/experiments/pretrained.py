@@ -1,9 +1,11 @@
 """Training the shipped GENNAPE models and writing their model cards.
 
 ``python -m nape_utils.experiments.pretrained nb101-cifar10 --data ../shared/data`` trains
-``results/pretrained/nb101-cifar10``: the encoder pretrained contrastively on sampled NB-101 cells,
-then encoder and heads fitted on the real NB-101 CIFAR-10 labels; its card records the transfer to
-the NB-201 development slice, zero-shot and 50-shot.
+``results/pretrained/nb101-cifar10`` by :data:`NB101_CIFAR10_RECIPE`: the encoder pretrained
+contrastively on sampled NB-101 cells, then encoder and heads fitted on real NB-101 CIFAR-10 labels
+(``--source nb101-30k``: the 30,001 cells of nasbench-vis; ``nb101-zc``: NASLib's 301); its card records
+the recipe, the seconds each stage took, the memberships' entropy and the transfer to the NB-201
+development slice, zero-shot and 50-shot.
 
 ``python -m nape_utils.experiments.pretrained zoo-nb101`` trains ``results/pretrained/zoo-nb101`` with
 no download: the same pretraining, then the heads fitted on the zoo's NB-101 family (nape's own
@@ -23,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from ..encoders.contrastive import ContrastiveConfig, view_graphs
-from ..metrics import evaluate
+from ..metrics import evaluate, spearman
 from ..predictors.gennape import GENNAPE, GENNAPEConfig
 from ..predictors.pretrained import PRETRAINED_DIR, save_pretrained
 from ..spaces import get_space
@@ -35,43 +37,116 @@ def _rounded(metrics: dict) -> dict:
     return {k: round(v, 4) for k, v in metrics.items()}
 
 
-def train_nb101_cifar10(data_dir: str, *, pretrain_cells: int = 500, seed: int = 0, few_shot_seeds=(0, 1, 2),
-                        progress: bool = True):
+#: the recipe of the shipped ``nb101-cifar10`` (results/gennape_study/README.md says why each choice)
+NB101_CIFAR10_RECIPE = {
+    "source": "nb101-30k",   # 30,001 real NB-101 cells (one training run each); "nb101-zc": the 301 NASLib cells
+    "train_cells": None,     # all of them (10 % of them the dev split)
+    "pretrain_cells": 5000,  # 5,000 beat 500 and 20,000 at the 3,000-cell scale (round 3)
+    "pretrain_epochs": 10,
+    "contrastive": {},       # ContrastiveConfig overrides (views, masking): macro views measured best
+    "config": {"epochs": 20},  # GENNAPEConfig overrides: 20 epochs of 27,000 cells fit the 30-minute CPU budget
+    "fine_tune": {},         # GENNAPE.fine_tune overrides for the card's k-shot figures
+}
+
+
+def nb101_training_table(data_dir: str | Path, source: str = "nb101-30k") -> pd.DataFrame:
+    """Real NB-101 CIFAR-10 labels, one row per distinct canonical cell (``spec``, ``val_accuracy`` in %):
+    ``nb101-30k`` (nasbench-vis: 30,001 cells, one training run's 108-epoch validation accuracy) or
+    ``nb101-zc`` (NASLib's 500 records, averaged over records that prune to one cell: 301 cells)."""
+    from ..data import load_benchmark
+
+    if source == "nb101-zc":
+        return real_nb101(data_dir)
+    if source != "nb101-30k":
+        raise ValueError(f"unknown NB-101 training source {source!r}; choose nb101-30k or nb101-zc")
+    table = None
+    for folder in (Path(data_dir), Path(data_dir) / "nb101" / "nasbench_vis", Path(data_dir) / "nasbench_vis"):
+        try:
+            table = load_benchmark("nb101-30k", folder)
+            break
+        except (FileNotFoundError, ValueError) as err:
+            last = err
+    if table is None:
+        raise last
+    return table.groupby("spec", as_index=False)["val_accuracy"].mean()
+
+
+def train_nb101_cifar10(data_dir: str, *, seed: int = 0, few_shot_seeds=(0, 1, 2), progress: bool = True,
+                        root: Path = PRETRAINED_DIR, name: str = "nb101-cifar10", **recipe):
+    """Train and save ``nb101-cifar10`` (``recipe``: overrides of :data:`NB101_CIFAR10_RECIPE`): the
+    encoder pretrained contrastively on sampled NB-101 cells, then fitted on real NB-101 labels; the card
+    records the recipe, the time each stage took and the transfer to the NB-201 development slice.
+    Returns (folder, card)."""
+    import torch
+
+    unknown = set(recipe) - set(NB101_CIFAR10_RECIPE)
+    if unknown:
+        raise ValueError(f"unknown recipe keys {sorted(unknown)}; known: {', '.join(NB101_CIFAR10_RECIPE)}")
+    recipe = {**NB101_CIFAR10_RECIPE, **recipe}
     start = time.perf_counter()
-    config = GENNAPEConfig(seed=seed)
-    contrastive = ContrastiveConfig(epochs=10, seed=seed)
-    train = real_nb101(data_dir)
-    views = [view_graphs("nb101", s) for s in get_space("nb101").sample_many(pretrain_cells, seed=100 + seed)]
-    model = GENNAPE(config).pretrain(views, contrastive, progress=progress)
+    config = GENNAPEConfig(**{**recipe["config"], "seed": seed})
+    contrastive = ContrastiveConfig(**{"epochs": recipe["pretrain_epochs"], **recipe["contrastive"], "seed": seed})
+    train = nb101_training_table(data_dir, recipe["source"])
+    available = len(train)
+    if recipe["train_cells"] is not None and recipe["train_cells"] < len(train):
+        train = train.sample(n=recipe["train_cells"], random_state=seed).reset_index(drop=True)
+    specs = get_space("nb101").sample_many(recipe["pretrain_cells"], seed=100 + seed) if recipe["pretrain_cells"] else []
+    views = [view_graphs("nb101", s, contrastive.views) for s in specs]
     g101 = graphs_of("nb101", train["spec"], "paper")
+    seconds = {"graphs": round(time.perf_counter() - start, 1)}
+    model = GENNAPE(config)
+    tick = time.perf_counter()
+    if views:
+        model.pretrain(views, contrastive, progress=progress)
+    seconds["pretrain"] = round(time.perf_counter() - tick, 1)
+    tick = time.perf_counter()
     model.fit(g101, train["val_accuracy"], progress=progress)
+    seconds["fit"] = round(time.perf_counter() - tick, 1)
+    seconds["fit_per_epoch"] = round(seconds["fit"] / config.epochs, 2)
     dev = nb201_dev(data_dir)
     g201 = graphs_of("nb201", dev["spec"], "paper")
+    source_note = {"nb101-30k": "nasbench-vis data-1k/10k/20k.json: 30,001 NB-101 cells, CIFAR-10 validation accuracy "
+                                "after 108 epochs (%) of ONE of the benchmark's three training runs",
+                   "nb101-zc": "NASLib zc_nasbench101.json (500 records, CIFAR-10 validation accuracy, %); records "
+                               "that prune to the same cell are averaged (301 cells)"}[recipe["source"]]
     card = {
-        "name": "nb101-cifar10",
+        "name": name,
         "estimator": "GENNAPE (CG encoder + fuzzy C-means ensemble)",
         "profile": "paper",
-        "training_data": {"source": "NASLib zc_nasbench101.json (500 records, CIFAR-10 validation accuracy, %)",
-                          "architectures": len(train),
-                          "note": "records that prune to the same cell are averaged (500 records, 301 cells)"},
-        "contrastive_pretraining": {"cells": pretrain_cells, "views": "NB-101 macro scales (VIEW_SCALES)",
+        "recipe": recipe,
+        "training_data": {"source": source_note, "architectures": len(train), "available": available,
+                          "sampled_with_seed": seed if len(train) < available else None},
+        "contrastive_pretraining": {"cells": len(specs),
+                                    "view_set": "NB-101 macro scales (VIEW_SCALES)" if contrastive.views == "macro"
+                                    else "the paper-size CG alone (views differ by masking and edge dropping)",
                                     **contrastive.to_dict(), "loss_per_epoch": [round(v, 4) for v in model.pretrain_history]},
         "config": asdict(config),
+        "device": str(model.device),
+        "threads": torch.get_num_threads(),
+        "seconds": seconds,
+        "memberships": {"entropy_nb101_per_refit": model.cluster_history,
+                        "entropy_nb201_dev": round(model.membership_entropy(g201), 4),
+                        "uniform_entropy": round(float(np.log(config.n_clusters)), 4)},
         "metrics": {
             "train_nb101": _rounded(evaluate(train["val_accuracy"], model.predict(g101))),
             "nb201_dev_zero_shot": _rounded(zero_shot(model, g201, dev["val_accuracy"])),
+            "nb201_dev_flops_spearman": round(spearman(dev["val_accuracy"], [float(g.flops) for g in g201]), 4),
         },
         "published": {"nb201_zero_shot_spearman": 0.815, "nb201_50_shot_spearman": 0.910,
                       "source": "GENNAPE (Mills et al., AAAI 2023), trained on NB-101 at full scale"},
     }
-    folder = save_pretrained(model, "nb101-cifar10", card)  # usable now; the k-shot figures follow
-    shots = few_shot(model, g201, dev["val_accuracy"], k=50, seeds=few_shot_seeds)
-    card["metrics"]["nb201_dev_50_shot"] = {
-        "seeds": list(few_shot_seeds),
-        **{f"{k}_mean": round(float(shots[k].mean()), 4) for k in ("spearman", "kendall", "ndcg@10")},
-        **{f"{k}_std": round(float(shots[k].std()), 4) for k in ("spearman", "kendall", "ndcg@10")}}
-    card["seconds_to_train"] = round(time.perf_counter() - start)
-    return save_pretrained(model, "nb101-cifar10", card), card
+    folder = save_pretrained(model, name, card, root)  # usable now; the k-shot figures follow
+    if few_shot_seeds:
+        tick = time.perf_counter()
+        shots = few_shot(model, g201, dev["val_accuracy"], k=50, seeds=few_shot_seeds, **recipe["fine_tune"])
+        card["metrics"]["nb201_dev_50_shot"] = {
+            "seeds": list(few_shot_seeds), "fine_tune": {"epochs": 100, "lr": 1e-4, "batch_size": 1, **recipe["fine_tune"]},
+            **{f"{k}_mean": round(float(shots[k].mean()), 4) for k in ("spearman", "kendall", "ndcg@10")},
+            **{f"{k}_std": round(float(shots[k].std()), 4) for k in ("spearman", "kendall", "ndcg@10")},
+            "spearman_per_seed": [round(float(v), 4) for v in shots["spearman"]]}
+        seconds["few_shot"] = round(time.perf_counter() - tick, 1)
+    card["seconds_to_train"] = round(seconds["graphs"] + seconds["pretrain"] + seconds["fit"])
+    return save_pretrained(model, name, card, root), card
 
 
 def zoo_family_transfer(model: GENNAPE, zoo: pd.DataFrame, train_family: str, *, k: int = 50, seeds=(0, 1, 2),
@@ -125,7 +200,7 @@ def train_zoo_nb101(zoo_source=DEFAULT_STORE, *, pretrain_cells: int = 500, seed
                          f"{min_archs}; build more with `nape zoo build --spaces nb101`")
     config = GENNAPEConfig(seed=seed)
     contrastive = ContrastiveConfig(epochs=10, seed=seed)
-    views = [view_graphs("nb101", s) for s in get_space("nb101").sample_many(pretrain_cells, seed=100 + seed)]
+    views = [view_graphs("nb101", s, contrastive.views) for s in get_space("nb101").sample_many(pretrain_cells, seed=100 + seed)]
     model = GENNAPE(config).pretrain(views, contrastive, progress=progress)
     g101 = graphs_of("nb101", train["spec"], "zoo")
     model.fit(g101, train["accuracy"].to_numpy(float), progress=progress)
@@ -140,7 +215,7 @@ def train_zoo_nb101(zoo_source=DEFAULT_STORE, *, pretrain_cells: int = 500, seed
                           "architectures": len(train), "seeds": [int(v) for v in ds["seed"].values],
                           "zoo_config": json.loads(ds.attrs.get("config", "{}")),
                           "label_quality": quality.loc["nb101"].to_dict() if "nb101" in quality.index else {}},
-        "contrastive_pretraining": {"cells": pretrain_cells, "views": "NB-101 macro scales (VIEW_SCALES)",
+        "contrastive_pretraining": {"cells": pretrain_cells, "view_set": "NB-101 macro scales (VIEW_SCALES)",
                                     **contrastive.to_dict(), "loss_per_epoch": [round(v, 4) for v in model.pretrain_history]},
         "config": asdict(config),
         "metrics": {"train_nb101": _rounded(evaluate(train["accuracy"].to_numpy(float), model.predict(g101)))},
@@ -184,7 +259,13 @@ def main(argv=None) -> None:
     parser.add_argument("name", choices=["nb101-cifar10", "zoo-nb101"])
     parser.add_argument("--data", help="nb101-cifar10: folder with nb101/ and nb201/ benchmark files")
     parser.add_argument("--zoo", default=str(DEFAULT_STORE), help="zoo-nb101: the zoo store or NetCDF file")
-    parser.add_argument("--pretrain-cells", type=int, default=500)
+    parser.add_argument("--pretrain-cells", type=int, default=None,
+                        help="NB-101 cells whose views pretrain the encoder (default: the recipe's, 500)")
+    parser.add_argument("--pretrain-epochs", type=int, default=None, help="nb101-cifar10: contrastive epochs")
+    parser.add_argument("--source", default=NB101_CIFAR10_RECIPE["source"], choices=["nb101-30k", "nb101-zc"],
+                        help="nb101-cifar10: the real NB-101 labels to fit")
+    parser.add_argument("--train-cells", type=int, default=NB101_CIFAR10_RECIPE["train_cells"],
+                        help="nb101-cifar10: fit on this many cells of the source, drawn with --seed (default all)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--min-archs", type=int, default=20,
                         help="zoo-nb101: families with fewer labelled architectures are not measured")
@@ -202,17 +283,22 @@ def main(argv=None) -> None:
             folder, card = measure_zoo_nb101(args.zoo, few_shot_seeds=shot_seeds, min_archs=args.min_archs,
                                              progress=False)
         else:
-            folder, card = train_zoo_nb101(args.zoo, pretrain_cells=args.pretrain_cells, seed=args.seed,
+            cells = 500 if args.pretrain_cells is None else args.pretrain_cells
+            folder, card = train_zoo_nb101(args.zoo, pretrain_cells=cells, seed=args.seed,
                                            few_shot_seeds=shot_seeds, min_archs=args.min_archs, progress=False)
         print(folder)
         print(json.dumps(card["metrics"], indent=1))
         return
     if not args.data:
         parser.error("nb101-cifar10 needs --data (the folder with nb101/ and nb201/)")
-    folder, card = train_nb101_cifar10(args.data, pretrain_cells=args.pretrain_cells, seed=args.seed,
-                                       few_shot_seeds=shot_seeds, progress=False)
+    recipe = {"source": args.source, "train_cells": args.train_cells}
+    if args.pretrain_cells is not None:
+        recipe["pretrain_cells"] = args.pretrain_cells
+    if args.pretrain_epochs is not None:
+        recipe["pretrain_epochs"] = args.pretrain_epochs
+    folder, card = train_nb101_cifar10(args.data, seed=args.seed, few_shot_seeds=shot_seeds, progress=False, **recipe)
     print(folder)
-    print(card["metrics"])
+    print(json.dumps({"seconds": card["seconds"], **card["metrics"]}, indent=1))
 
 
 if __name__ == "__main__":
