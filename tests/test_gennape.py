@@ -360,3 +360,21 @@ def test_study_variants_view_modes_and_resume(nb201_data, tmp_path):
     assert (table["entropy_nb201"] <= np.log(2) + 1e-6).all()
     again = study(settings, bundle, seeds=(0, 1), k=5, progress=False, out=out)  # seed 0 is in the file
     assert again["seed"].tolist() == [1, 1] and len(study_summary(__import__("pandas").read_csv(out))) == 2
+
+
+def test_nb101_cifar10_recipe_on_a_small_slice(shared_data, tmp_path):
+    import json
+
+    from nape_utils.experiments.pretrained import train_nb101_cifar10
+
+    folder, card = train_nb101_cifar10(str(shared_data), source="nb101-zc", train_cells=40, pretrain_cells=4,
+                                       pretrain_epochs=1, config={"epochs": 1, "n_clusters": 2}, seed=0,
+                                       few_shot_seeds=(), progress=False, root=tmp_path)
+    model = GENNAPE.load(folder / "model.pt", device="cpu")
+    assert json.loads((folder / "card.json").read_text())["training_data"]["architectures"] == 40
+    assert card["recipe"]["pretrain_cells"] == 4 and card["config"]["epochs"] == 1 and model.config.n_clusters == 2
+    assert set(card["seconds"]) >= {"graphs", "pretrain", "fit", "fit_per_epoch"}
+    assert card["memberships"]["uniform_entropy"] == pytest.approx(np.log(2), abs=1e-4)
+    assert -1 <= card["metrics"]["nb201_dev_zero_shot"]["spearman"] <= 1
+    with pytest.raises(ValueError, match="unknown recipe keys"):
+        train_nb101_cifar10(str(shared_data), cells=3, root=tmp_path)

@@ -140,7 +140,7 @@ def train_nb101_cifar10(data_dir: str, *, seed: int = 0, few_shot_seeds=(0, 1, 2
         tick = time.perf_counter()
         shots = few_shot(model, g201, dev["val_accuracy"], k=50, seeds=few_shot_seeds, **recipe["fine_tune"])
         card["metrics"]["nb201_dev_50_shot"] = {
-            "seeds": list(few_shot_seeds), "fine_tune": {"epochs": 100, "lr": 1e-4, "batch_size": 1, **recipe["fine_tune"]},
+            "seeds": list(few_shot_seeds), "fine_tune": {"epochs": 100, "lr": 1e-4, "batch_size": 1, "restandardise": False, **recipe["fine_tune"]},
             **{f"{k}_mean": round(float(shots[k].mean()), 4) for k in ("spearman", "kendall", "ndcg@10")},
             **{f"{k}_std": round(float(shots[k].std()), 4) for k in ("spearman", "kendall", "ndcg@10")},
             "spearman_per_seed": [round(float(v), 4) for v in shots["spearman"]]}
